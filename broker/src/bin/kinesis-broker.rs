@@ -1,0 +1,3 @@
+//! The standalone Kinesis-compatible broker (work in progress).
+
+fn main() {}

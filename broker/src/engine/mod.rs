@@ -1,0 +1,1 @@
+//! The in-process Kinesis engine (work in progress).

@@ -1,0 +1,1 @@
+//! The Kinesis HTTP protocol server (work in progress).

@@ -1,0 +1,3 @@
+//! The `kcl` command-line tool (work in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! # kcl-worker
+//!
+//! The kcl-rs runtime (work in progress).
