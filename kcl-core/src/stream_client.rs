@@ -34,8 +34,10 @@ impl Subscription {
 #[async_trait::async_trait]
 pub trait StreamClient: Send + Sync + 'static {
     /// Summary of the stream (status, ARN, retention).
-    async fn describe_stream_summary(&self, stream_name: &str)
-    -> Result<StreamSummary, KinesisError>;
+    async fn describe_stream_summary(
+        &self,
+        stream_name: &str,
+    ) -> Result<StreamSummary, KinesisError>;
 
     /// All shards matching `filter` (every page of `ListShards`).
     async fn list_shards(

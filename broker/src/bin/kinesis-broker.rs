@@ -1,3 +1,343 @@
-//! The standalone Kinesis-compatible broker (work in progress).
+//! `kinesis-broker`: a Kinesis Data Streams compatible server.
+//!
+//! ```text
+//! kinesis-broker --listen 127.0.0.1:4567 --data-dir ./data --fsync always
+//! ```
+//!
+//! Every flag can also be set in a TOML file given with `--config` (keys are the long flag
+//! names, e.g. `data-dir = "./data"`); flags on the command line win. Without `--data-dir`
+//! everything stays in memory. Prints `listening on ADDR` to stdout once it accepts
+//! connections, logs with `tracing` (`RUST_LOG`), and on SIGTERM/SIGINT stops accepting,
+//! finishes in-flight requests and syncs the log before exiting.
 
-fn main() {}
+use anyhow::{Context, bail};
+use broker::engine::{Broker, BrokerConfig, ThroughputLimits};
+use broker::server::{AuthKeys, ServerOptions, TlsFiles};
+use broker::storage::{FsyncPolicy, StorageConfig};
+use clap::Parser;
+use serde::Deserialize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Command-line flags; every one may also come from the `--config` file.
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(
+    name = "kinesis-broker",
+    version,
+    about = "A Kinesis Data Streams compatible broker"
+)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Flags {
+    /// A TOML file with any of these settings (command-line flags override it).
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4567; port 0 picks a free port].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for durable storage; without it everything stays in memory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// When to fsync the log: always | interval | never [default: always].
+    #[arg(long)]
+    fsync: Option<String>,
+    /// The fsync interval for `--fsync interval`, in milliseconds [default: 100].
+    #[arg(long)]
+    fsync_interval_ms: Option<u64>,
+    /// Log segment size in bytes [default: 67108864].
+    #[arg(long)]
+    segment_bytes: Option<u64>,
+    /// Region shown in ARNs [default: us-east-1].
+    #[arg(long)]
+    region: Option<String>,
+    /// Account id shown in ARNs [default: 000000000000].
+    #[arg(long)]
+    account_id: Option<String>,
+    /// Maximum open shards over all streams [default: 20000].
+    #[arg(long)]
+    shard_limit: Option<u32>,
+    /// Switch off the per-shard throughput limits.
+    #[arg(long)]
+    #[serde(default)]
+    no_throughput_limits: bool,
+    /// Shard iterator lifetime, e.g. 300s, 5m, 1500ms (a bare number is seconds) [default: 300s].
+    #[arg(long)]
+    iterator_ttl: Option<String>,
+    /// How long new streams stay CREATING [default: 0].
+    #[arg(long)]
+    create_delay: Option<String>,
+    /// How long deleted streams stay DELETING [default: 0].
+    #[arg(long)]
+    delete_delay: Option<String>,
+    /// Verify SigV4 signatures against these keys: AKID:SECRET[,AKID2:SECRET2...].
+    #[arg(long, env = "KINESIS_BROKER_AUTH_KEYS", hide_env_values = true)]
+    auth_keys: Option<String>,
+    /// TLS certificate chain (PEM); requires --tls-key.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); requires --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// How often expired records are dropped, e.g. 60s [default: 60s].
+    #[arg(long)]
+    retention_check: Option<String>,
+}
+
+impl Flags {
+    /// Command-line values override the file's.
+    fn merged_over(self, file: Flags) -> Flags {
+        Flags {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            fsync: self.fsync.or(file.fsync),
+            fsync_interval_ms: self.fsync_interval_ms.or(file.fsync_interval_ms),
+            segment_bytes: self.segment_bytes.or(file.segment_bytes),
+            region: self.region.or(file.region),
+            account_id: self.account_id.or(file.account_id),
+            shard_limit: self.shard_limit.or(file.shard_limit),
+            no_throughput_limits: self.no_throughput_limits || file.no_throughput_limits,
+            iterator_ttl: self.iterator_ttl.or(file.iterator_ttl),
+            create_delay: self.create_delay.or(file.create_delay),
+            delete_delay: self.delete_delay.or(file.delete_delay),
+            auth_keys: self.auth_keys.or(file.auth_keys),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            retention_check: self.retention_check.or(file.retention_check),
+        }
+    }
+}
+
+/// Parses `300`, `300s`, `1500ms`, `5m`, `2h`.
+fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .with_context(|| format!("--{flag}: {text:?} is not a duration like 300s, 5m or 1500ms"))?;
+    let duration = match unit {
+        "" | "s" => Duration::from_secs(value),
+        "ms" => Duration::from_millis(value),
+        "m" => Duration::from_secs(value * 60),
+        "h" => Duration::from_secs(value * 3600),
+        other => bail!("--{flag}: unknown unit {other:?} (use ms, s, m or h)"),
+    };
+    Ok(duration)
+}
+
+struct Settings {
+    listen: SocketAddr,
+    storage: Option<StorageConfig>,
+    broker: BrokerConfig,
+    options: ServerOptions,
+    tls: Option<TlsFiles>,
+    retention_check: Duration,
+}
+
+fn settings(flags: Flags) -> anyhow::Result<Settings> {
+    let listen = flags.listen.as_deref().unwrap_or("127.0.0.1:4567");
+    let listen: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen: {listen:?} is not an address like 127.0.0.1:4567"))?;
+    let interval = Duration::from_millis(flags.fsync_interval_ms.unwrap_or(100).max(1));
+    let fsync_name = flags.fsync.as_deref().unwrap_or("always");
+    let Some(fsync) = FsyncPolicy::parse(fsync_name, interval) else {
+        bail!("--fsync: {fsync_name:?} must be always, interval or never");
+    };
+    let storage = flags.data_dir.map(|dir| {
+        let mut config = StorageConfig::new(dir, fsync);
+        if let Some(bytes) = flags.segment_bytes {
+            config.segment_bytes = bytes.max(4096);
+        }
+        config
+    });
+    let mut broker = BrokerConfig::default();
+    if let Some(region) = flags.region {
+        broker.region = region;
+    }
+    if let Some(account_id) = flags.account_id {
+        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("--account-id: {account_id:?} must be 12 digits");
+        }
+        broker.account_id = account_id;
+    }
+    if let Some(limit) = flags.shard_limit {
+        broker.shard_limit = limit;
+    }
+    if flags.no_throughput_limits {
+        broker.throughput = ThroughputLimits::off();
+    }
+    if let Some(ttl) = flags.iterator_ttl {
+        broker.iterator_ttl = parse_duration("iterator-ttl", &ttl)?;
+    }
+    if let Some(delay) = flags.create_delay {
+        broker.create_delay = parse_duration("create-delay", &delay)?;
+    }
+    if let Some(delay) = flags.delete_delay {
+        broker.delete_delay = parse_duration("delete-delay", &delay)?;
+    }
+    let auth = match flags.auth_keys {
+        Some(list) => Some(AuthKeys::parse(&list).context("--auth-keys")?),
+        None => None,
+    };
+    let tls = match (flags.tls_cert, flags.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key must be given together"),
+    };
+    let retention_check = match flags.retention_check {
+        Some(text) => parse_duration("retention-check", &text)?.max(Duration::from_secs(1)),
+        None => Duration::from_secs(60),
+    };
+    Ok(Settings {
+        listen,
+        storage,
+        broker,
+        options: ServerOptions { auth },
+        tls,
+        retention_check,
+    })
+}
+
+fn read_flags() -> anyhow::Result<Flags> {
+    let flags = Flags::parse();
+    let Some(path) = flags.config.clone() else {
+        return Ok(flags);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--config: cannot read {}", path.display()))?;
+    let file: Flags = toml::from_str(&text)
+        .with_context(|| format!("--config: {} is not a valid config file", path.display()))?;
+    Ok(flags.merged_over(file))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let settings = settings(read_flags()?)?;
+
+    let (broker, journal) = match settings.storage.clone() {
+        Some(storage) => {
+            let opened = tokio::task::spawn_blocking(move || broker::storage::open(storage))
+                .await
+                .context("storage recovery task failed")??;
+            for cut in &opened.report.truncations {
+                tracing::warn!(
+                    segment = %cut.segment.display(),
+                    offset = cut.offset,
+                    dropped_bytes = cut.dropped_bytes,
+                    reason = %cut.reason,
+                    "recovery truncated a damaged log tail"
+                );
+            }
+            let journal = Arc::clone(&opened.journal);
+            let broker = Broker::restore(settings.broker.clone(), opened.journal, opened.state)
+                .context("cannot restore the broker from the data directory")?;
+            (broker, Some(journal))
+        }
+        None => (Broker::new(settings.broker.clone()), None),
+    };
+
+    let server = match settings.tls.clone() {
+        Some(tls) => {
+            broker::server::spawn_tls(
+                broker.clone(),
+                settings.options.clone(),
+                settings.listen,
+                tls,
+            )
+            .await
+        }
+        None => {
+            broker::server::spawn(broker.clone(), settings.options.clone(), settings.listen).await
+        }
+    }
+    .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(
+        address = %server.local_addr(),
+        durable = settings.storage.is_some(),
+        tls = settings.tls.is_some(),
+        auth = settings.options.auth.is_some(),
+        "kinesis-broker started"
+    );
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", server.local_addr())?;
+        stdout.flush()?;
+    }
+
+    let maintenance = CancellationToken::new();
+    let retention_task = {
+        let broker = broker.clone();
+        let cancel = maintenance.clone();
+        let period = settings.retention_check;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    _ = ticks.tick() => {
+                        let report = broker.enforce_retention().await;
+                        tracing::debug!(?report, "retention enforced");
+                    }
+                }
+            }
+        })
+    };
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await;
+    maintenance.cancel();
+    let _ = retention_task.await;
+    broker.shutdown().await;
+    if let Some(journal) = journal {
+        if let Err(error) = journal.sync().await {
+            tracing::error!(error = %error, "final log sync failed");
+        }
+        tokio::task::spawn_blocking(move || journal.shutdown())
+            .await
+            .context("log writer shutdown failed")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,1 +1,600 @@
-//! The Kinesis HTTP protocol server (work in progress).
+//! The Kinesis HTTP protocol over the [engine](crate::engine): what boto3, the AWS CLI and the
+//! AWS SDKs speak.
+//!
+//! - `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>`, bodies in JSON
+//!   (`application/x-amz-json-1.1`) or CBOR (`application/x-amz-cbor-1.1`), answered in the
+//!   request's format ([`codec`], [`wire`]).
+//! - Errors as AWS shapes them: status, `x-amzn-ErrorType`, `{"__type","message"}`
+//!   ([`error`]); every answer carries `x-amzn-RequestId`.
+//! - SigV4: any signed (or unsigned) request is accepted by default; with
+//!   [`ServerOptions::auth`] signatures are verified ([`sigv4`]).
+//! - `SubscribeToShard` answers an `application/vnd.amazon.eventstream` ([`eventstream`]).
+//! - `GET /health` answers `{"status":"ok"}`.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use broker::engine::{Broker, BrokerConfig};
+//! use broker::server::{ServerOptions, spawn};
+//!
+//! let broker = Broker::new(BrokerConfig::default());
+//! let server = spawn(broker, ServerOptions::default(), "127.0.0.1:0".parse().unwrap()).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod codec;
+pub mod error;
+pub mod eventstream;
+pub mod sigv4;
+pub mod wire;
+
+pub use error::{MAX_BODY_BYTES, ServerError};
+pub use sigv4::AuthKeys;
+
+use crate::engine::Broker;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use codec::WireFormat;
+use futures::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// The `X-Amz-Target` prefix of every Kinesis operation.
+pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// How the server treats requests.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Verify SigV4 signatures against these keys; `None` accepts every request.
+    pub auth: Option<AuthKeys>,
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct ServerState {
+    broker: Broker,
+    options: ServerOptions,
+    /// Cancelled at shutdown: ends open `SubscribeToShard` streams so shutdown can finish.
+    shutdown: CancellationToken,
+}
+
+impl ServerState {
+    /// State for `broker` with `options`; `shutdown` ends event streams when cancelled.
+    pub fn new(broker: Broker, options: ServerOptions, shutdown: CancellationToken) -> Self {
+        ServerState {
+            broker,
+            options,
+            shutdown,
+        }
+    }
+}
+
+/// The HTTP application: `GET /health` and the Kinesis protocol on every `POST`.
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .fallback(handle)
+        .with_state(state)
+}
+
+async fn health() -> Response {
+    let mut response = (StatusCode::OK, r#"{"status":"ok"}"#).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn request_id_header() -> HeaderValue {
+    // A UUID is always a valid header value.
+    HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-0000-0000-000000000000"))
+}
+
+fn error_response(format: WireFormat, error: &ServerError) -> Response {
+    let status =
+        StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, format.error_body(error)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(error.aws_type()),
+    );
+    response
+}
+
+fn success_response<T: Serialize>(format: WireFormat, value: &T) -> Result<Response, ServerError> {
+    let body = format.encode(value)?;
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(response)
+}
+
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ServerError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(ServerError::RequestTooLarge);
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|error| {
+            let too_large =
+                std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.to_string().contains("length limit"));
+            if too_large {
+                ServerError::RequestTooLarge
+            } else {
+                ServerError::Serialization(format!("could not read the request body: {error}"))
+            }
+        })
+}
+
+fn now_epoch_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let format = WireFormat::from_content_type(
+        parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
+    let outcome = async {
+        let body = read_body(&parts.headers, body).await?;
+        if let Some(keys) = &state.options.auth {
+            sigv4::verify(
+                sigv4::SignedRequest {
+                    method: parts.method.as_str(),
+                    uri: &parts.uri,
+                    headers: &parts.headers,
+                    body: &body,
+                },
+                keys,
+                now_epoch_secs(),
+            )?;
+        }
+        if parts.method != Method::POST || operation.is_empty() {
+            return Err(ServerError::UnknownOperation(target.clone()));
+        }
+        dispatch(&state, &operation, format, body).await
+    }
+    .await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            if error.http_status() >= 500 {
+                tracing::error!(operation = %operation, error = %error, "request failed");
+            } else {
+                tracing::debug!(operation = %operation, error_type = error.aws_type(), "request rejected");
+            }
+            error_response(format, &error)
+        }
+    };
+    response
+        .headers_mut()
+        .insert("x-amzn-requestid", request_id_header());
+    response
+}
+
+fn decode<T: DeserializeOwned>(format: WireFormat, body: &[u8]) -> Result<T, ServerError> {
+    format.decode(body)
+}
+
+/// Bodies above this size are decoded on a blocking thread (decoding takes milliseconds).
+const LARGE_BODY_BYTES: usize = 256 * 1024;
+
+/// Answers with more records than this are encoded on a blocking thread.
+const LARGE_RECORD_COUNT: usize = 1000;
+
+async fn decode_off_thread<T: DeserializeOwned + Send + 'static>(
+    format: WireFormat,
+    body: Bytes,
+) -> Result<T, ServerError> {
+    if body.len() < LARGE_BODY_BYTES {
+        return format.decode(&body);
+    }
+    tokio::task::spawn_blocking(move || format.decode(&body))
+        .await
+        .map_err(|error| ServerError::InternalFailure(error.to_string()))?
+}
+
+/// Runs one operation and encodes its answer.
+async fn dispatch(
+    state: &ServerState,
+    operation: &str,
+    format: WireFormat,
+    body_bytes: Bytes,
+) -> Result<Response, ServerError> {
+    use wire::*;
+    let broker = &state.broker;
+    let empty = Empty {};
+    let body = body_bytes.as_ref();
+    match operation {
+        "PutRecords" => {
+            let request: PutRecordsRequest = decode_off_thread(format, body_bytes).await?;
+            let output = broker.put_records(request.into_input()?).await?;
+            success_response(format, &PutRecordsResponse::from(output))
+        }
+        "GetRecords" => {
+            let input = decode::<GetRecordsRequest>(format, body)?.into_input()?;
+            let output = broker.get_records(input).await?;
+            let large = output.records.len() > LARGE_RECORD_COUNT;
+            let response = GetRecordsResponse::from(output);
+            if large {
+                tokio::task::spawn_blocking(move || success_response(format, &response))
+                    .await
+                    .map_err(|error| ServerError::InternalFailure(error.to_string()))?
+            } else {
+                success_response(format, &response)
+            }
+        }
+        "PutRecord" => {
+            let input = decode::<PutRecordRequest>(format, body)?.into_input()?;
+            let output = broker.put_record(input).await?;
+            success_response(format, &PutRecordResponse::from(output))
+        }
+        "GetShardIterator" => {
+            let input = decode::<GetShardIteratorRequest>(format, body)?.into_input()?;
+            let output = broker.get_shard_iterator(input).await?;
+            success_response(
+                format,
+                &GetShardIteratorResponse {
+                    shard_iterator: output.shard_iterator,
+                },
+            )
+        }
+        "CreateStream" => {
+            let input = decode::<CreateStreamRequest>(format, body)?.into_input()?;
+            broker.create_stream(input).await?;
+            success_response(format, &empty)
+        }
+        "DeleteStream" => {
+            let input = decode::<DeleteStreamRequest>(format, body)?.into_input()?;
+            broker.delete_stream(input).await?;
+            success_response(format, &empty)
+        }
+        "DescribeStream" => {
+            let input = decode::<DescribeStreamRequest>(format, body)?.into_input()?;
+            let output = broker.describe_stream(input).await?;
+            success_response(format, &DescribeStreamResponse::from(output))
+        }
+        "DescribeStreamSummary" => {
+            let stream = decode::<StreamOnlyRequest>(format, body)?.into_stream()?;
+            let output = broker.describe_stream_summary(stream).await?;
+            success_response(format, &DescribeStreamSummaryResponse::from(output))
+        }
+        "ListStreams" => {
+            let input = decode::<ListStreamsRequest>(format, body)?.into_input()?;
+            let output = broker.list_streams(input).await?;
+            success_response(format, &ListStreamsResponse::from(output))
+        }
+        "ListShards" => {
+            let input = decode::<ListShardsRequest>(format, body)?.into_input()?;
+            let output = broker.list_shards(input).await?;
+            success_response(format, &ListShardsResponse::from(output))
+        }
+        "DescribeLimits" => {
+            let _: AnyObject = decode(format, body)?;
+            let output = broker.describe_limits().await?;
+            success_response(format, &DescribeLimitsResponse::from(output))
+        }
+        "SplitShard" => {
+            let input = decode::<SplitShardRequest>(format, body)?.into_input()?;
+            broker.split_shard(input).await?;
+            success_response(format, &empty)
+        }
+        "MergeShards" => {
+            let input = decode::<MergeShardsRequest>(format, body)?.into_input()?;
+            broker.merge_shards(input).await?;
+            success_response(format, &empty)
+        }
+        "UpdateShardCount" => {
+            let input = decode::<UpdateShardCountRequest>(format, body)?.into_input()?;
+            let output = broker.update_shard_count(input).await?;
+            success_response(format, &UpdateShardCountResponse::from(output))
+        }
+        "IncreaseStreamRetentionPeriod" => {
+            let input = decode::<RetentionPeriodRequest>(format, body)?.into_input()?;
+            broker.increase_stream_retention_period(input).await?;
+            success_response(format, &empty)
+        }
+        "DecreaseStreamRetentionPeriod" => {
+            let input = decode::<RetentionPeriodRequest>(format, body)?.into_input()?;
+            broker.decrease_stream_retention_period(input).await?;
+            success_response(format, &empty)
+        }
+        "UpdateStreamMode" => {
+            let input = decode::<UpdateStreamModeRequest>(format, body)?.into_input()?;
+            broker.update_stream_mode(input).await?;
+            success_response(format, &empty)
+        }
+        "AddTagsToStream" => {
+            let input = decode::<AddTagsToStreamRequest>(format, body)?.into_input()?;
+            broker.add_tags_to_stream(input).await?;
+            success_response(format, &empty)
+        }
+        "RemoveTagsFromStream" => {
+            let input = decode::<RemoveTagsFromStreamRequest>(format, body)?.into_input()?;
+            broker.remove_tags_from_stream(input).await?;
+            success_response(format, &empty)
+        }
+        "ListTagsForStream" => {
+            let input = decode::<ListTagsForStreamRequest>(format, body)?.into_input()?;
+            let output = broker.list_tags_for_stream(input).await?;
+            success_response(format, &ListTagsForStreamResponse::from(output))
+        }
+        "TagResource" => {
+            let input = decode::<TagResourceRequest>(format, body)?.into_input()?;
+            broker.tag_resource(input).await?;
+            success_response(format, &empty)
+        }
+        "UntagResource" => {
+            let input = decode::<UntagResourceRequest>(format, body)?.into_input()?;
+            broker.untag_resource(input).await?;
+            success_response(format, &empty)
+        }
+        "ListTagsForResource" => {
+            let arn = decode::<ListTagsForResourceRequest>(format, body)?.into_arn()?;
+            let tags = broker.list_tags_for_resource(&arn).await?;
+            success_response(format, &ListTagsForResourceResponse::from(tags))
+        }
+        "RegisterStreamConsumer" => {
+            let input = decode::<RegisterStreamConsumerRequest>(format, body)?.into_input()?;
+            let output = broker.register_stream_consumer(input).await?;
+            success_response(format, &RegisterStreamConsumerResponse::from(output))
+        }
+        "DeregisterStreamConsumer" => {
+            let consumer = decode::<ConsumerRefRequest>(format, body)?.into_ref();
+            broker.deregister_stream_consumer(consumer).await?;
+            success_response(format, &empty)
+        }
+        "DescribeStreamConsumer" => {
+            let consumer = decode::<ConsumerRefRequest>(format, body)?.into_ref();
+            let output = broker.describe_stream_consumer(consumer).await?;
+            success_response(format, &DescribeStreamConsumerResponse::from(output))
+        }
+        "ListStreamConsumers" => {
+            let input = decode::<ListStreamConsumersRequest>(format, body)?.into_input()?;
+            let output = broker.list_stream_consumers(input).await?;
+            success_response(format, &ListStreamConsumersResponse::from(output))
+        }
+        "SubscribeToShard" => {
+            let input = decode::<SubscribeToShardRequest>(format, body)?.into_input()?;
+            let subscription = broker.subscribe_to_shard(input).await?;
+            Ok(event_stream_response(
+                format,
+                subscription,
+                state.shutdown.clone(),
+            ))
+        }
+        other if UNSUPPORTED_OPERATIONS.contains(&other) => Err(ServerError::UnknownOperation(
+            format!("{other} (a Kinesis operation this broker does not implement)"),
+        )),
+        other => Err(ServerError::UnknownOperation(other.to_owned())),
+    }
+}
+
+/// Kinesis operations this broker answers with `UnknownOperationException` (they need KMS,
+/// CloudWatch, IAM policies or account settings, which a local broker does not have).
+const UNSUPPORTED_OPERATIONS: [&str; 11] = [
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "EnableEnhancedMonitoring",
+    "DisableEnhancedMonitoring",
+    "PutResourcePolicy",
+    "GetResourcePolicy",
+    "DeleteResourcePolicy",
+    "DescribeAccountSettings",
+    "UpdateAccountSettings",
+    "UpdateStreamWarmThroughput",
+    "UpdateMaxRecordSize",
+];
+
+/// Any object body: operations without members still need a well-formed body.
+#[derive(Debug, serde::Deserialize)]
+struct AnyObject {}
+
+/// The `SubscribeToShard` answer: `initial-response`, then one message per event, an
+/// exception message if the subscription fails, and the end of the stream when it closes
+/// (after its 5 minutes, or at server shutdown).
+fn event_stream_response(
+    format: WireFormat,
+    subscription: kcl_core::stream_client::Subscription,
+    shutdown: CancellationToken,
+) -> Response {
+    struct Pump {
+        subscription: kcl_core::stream_client::Subscription,
+        shutdown: CancellationToken,
+        failed: bool,
+    }
+    let content_type = format.content_type();
+    let initial_payload = format.encode(&wire::Empty {}).unwrap_or_default();
+    let initial = eventstream::event("initial-response", content_type, &initial_payload);
+    let pump = Pump {
+        subscription,
+        shutdown,
+        failed: false,
+    };
+    let events = futures::stream::unfold(pump, move |mut pump| async move {
+        if pump.failed {
+            return None;
+        }
+        let next = tokio::select! {
+            () = pump.shutdown.cancelled() => None,
+            event = pump.subscription.next_event() => event,
+        };
+        let frame = match next? {
+            Ok(event) => {
+                let payload = format.encode(&wire::WireSubscribeToShardEvent::from(event));
+                match payload {
+                    Ok(payload) => {
+                        eventstream::event("SubscribeToShardEvent", content_type, &payload)
+                    }
+                    Err(error) => {
+                        pump.failed = true;
+                        exception_frame(format, &error)
+                    }
+                }
+            }
+            Err(error) => {
+                pump.failed = true;
+                exception_frame(format, &ServerError::from(error))
+            }
+        };
+        Some((Ok::<Bytes, Infallible>(frame), pump))
+    });
+    let stream =
+        futures::stream::once(async move { Ok::<Bytes, Infallible>(initial) }).chain(events);
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    response
+}
+
+fn exception_frame(format: WireFormat, error: &ServerError) -> Bytes {
+    eventstream::exception(
+        error.aws_type(),
+        format.content_type(),
+        &format.error_body(error),
+    )
+}
+
+/// A server running on a socket, stopped with [`RunningServer::shutdown`].
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The endpoint URL (`http://ADDR`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting connections, ends event streams, finishes in-flight requests.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(error = %error, "server stopped with an error"),
+            Err(error) => tracing::error!(error = %error, "server task failed"),
+        }
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and serves `broker` over plain HTTP (HTTP/1.1 and
+/// HTTP/2 with prior knowledge) until [`RunningServer::shutdown`].
+pub async fn spawn(
+    broker: Broker,
+    options: ServerOptions,
+    addr: SocketAddr,
+) -> std::io::Result<RunningServer> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(ServerState::new(broker, options, shutdown.clone()));
+    let app = router(state);
+    let signal = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await
+    });
+    Ok(RunningServer {
+        local_addr,
+        shutdown,
+        task,
+    })
+}
+
+/// PEM files of a TLS certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM).
+    pub cert: std::path::PathBuf,
+    /// The private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+/// Like [`spawn`], but serving HTTPS (HTTP/1.1 and HTTP/2 via ALPN) with the given certificate.
+pub async fn spawn_tls(
+    broker: Broker,
+    options: ServerOptions,
+    addr: SocketAddr,
+    tls: TlsFiles,
+) -> std::io::Result<RunningServer> {
+    // Several rustls crypto providers may be compiled in; pick one explicitly. An error only
+    // means a provider was installed already.
+    let _already_installed = rustls::crypto::CryptoProvider::install_default(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    );
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let state = Arc::new(ServerState::new(broker, options, shutdown.clone()));
+    let app = router(state);
+    let handle = axum_server::Handle::new();
+    let signal_handle = handle.clone();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        signal.cancelled().await;
+        signal_handle.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    let task = tokio::spawn(async move {
+        axum_server::from_tcp_rustls(listener, config)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+    });
+    Ok(RunningServer {
+        local_addr,
+        shutdown,
+        task,
+    })
+}

@@ -52,7 +52,11 @@ impl HashKeyRange {
         // 2^128 exactly (n a power of two).
         let n = u128::from(shard_count);
         let width = if n.is_power_of_two() {
-            if n == 1 { 0 } else { 1u128 << (128 - n.trailing_zeros()) }
+            if n == 1 {
+                0
+            } else {
+                1u128 << (128 - n.trailing_zeros())
+            }
         } else {
             u128::MAX / n
         };
@@ -97,6 +101,9 @@ mod tests {
         let two = HashKeyRange::split_evenly(2);
         assert_eq!(two[0].ending_hash_key, (1u128 << 127) - 1);
         let three = HashKeyRange::split_evenly(3);
-        assert_eq!(three[1].starting_hash_key, 113427455640312821154458202477256070485);
+        assert_eq!(
+            three[1].starting_hash_key,
+            113427455640312821154458202477256070485
+        );
     }
 }

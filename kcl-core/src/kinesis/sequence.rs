@@ -52,11 +52,7 @@ impl SequenceNumber {
 
     /// The value as a `u128`, if it fits.
     pub const fn to_u128(self) -> Option<u128> {
-        if self.high == 0 {
-            Some(self.low)
-        } else {
-            None
-        }
+        if self.high == 0 { Some(self.low) } else { None }
     }
 
     /// The next sequence number (saturating at the maximum).
@@ -213,7 +209,10 @@ mod tests {
         assert!(small < big);
         let max_u128 = SequenceNumber::from_u128(u128::MAX);
         assert!(max_u128 < max_u128.successor());
-        assert_eq!(max_u128.successor().to_string(), "340282366920938463463374607431768211456");
+        assert_eq!(
+            max_u128.successor().to_string(),
+            "340282366920938463463374607431768211456"
+        );
     }
 
     proptest! {

@@ -1,0 +1,1528 @@
+//! Wire shapes of every operation (botocore member names), and their conversion from and to the
+//! engine's typed requests and responses.
+//!
+//! Requests are decoded leniently typed (integers as `i64`, enums as strings) so that range
+//! and enum violations become `ValidationException`s worded as AWS words them, not
+//! `SerializationException`s.
+
+use super::codec::{Blob, Timestamp};
+use super::error::ServerError;
+use crate::engine::{
+    Consumer, ConsumerRef, CreateStreamInput, DescribeLimitsOutput, DescribeStreamInput,
+    GetRecordsInput, GetShardIteratorInput, ListShardsInput, ListShardsOutput,
+    ListStreamConsumersInput, ListStreamConsumersOutput, ListStreamsInput, ListStreamsOutput,
+    ListTagsForStreamInput, ListTagsForStreamOutput, MergeShardsInput, PutRecordInput,
+    PutRecordOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
+    RegisterStreamConsumerInput, RemoveTagsFromStreamInput, RetentionPeriodInput, SplitShardInput,
+    StreamDescription, StreamDescriptionSummary, StreamMode, StreamRef, SubscribeToShardInput, Tag,
+    TagResourceInput, UntagResourceInput, UpdateShardCountInput, UpdateShardCountOutput,
+    UpdateStreamModeInput,
+};
+use kcl_core::kinesis::{
+    ChildShard, ConsumerDescription, GetRecordsOutput, HashKeyRange, Record, SequenceNumber, Shard,
+    ShardFilter, ShardId, StartingPosition, SubscribeToShardEvent,
+};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+// ---------------------------------------------------------------------------------------------
+// Validation helpers
+
+/// Collects constraint violations of one request, worded as AWS words them.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+impl Violations {
+    /// A required member that is absent.
+    pub fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
+        if value.is_none() {
+            self.0.push(format!(
+                "Value null at '{field}' failed to satisfy constraint: Member must not be null"
+            ));
+        }
+        value
+    }
+
+    /// An integer member that must lie in `[min, max]`.
+    pub fn range(&mut self, value: Option<i64>, field: &str, min: i64, max: i64) -> Option<u32> {
+        let value = value?;
+        if value < min {
+            self.0.push(format!(
+                "Value '{value}' at '{field}' failed to satisfy constraint: Member must have \
+                 value greater than or equal to {min}"
+            ));
+            return None;
+        }
+        if value > max {
+            self.0.push(format!(
+                "Value '{value}' at '{field}' failed to satisfy constraint: Member must have \
+                 value less than or equal to {max}"
+            ));
+            return None;
+        }
+        u32::try_from(value).ok()
+    }
+
+    /// A string member that must be one of `allowed`.
+    pub fn one_of<'a>(&mut self, value: &'a str, field: &str, allowed: &[&str]) -> Option<&'a str> {
+        if allowed.contains(&value) {
+            return Some(value);
+        }
+        self.0.push(format!(
+            "Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy \
+             enum value set: [{}]",
+            allowed.join(", ")
+        ));
+        None
+    }
+
+    /// A sequence-number member.
+    pub fn sequence_number(&mut self, value: &str, field: &str) -> Option<SequenceNumber> {
+        match value.parse() {
+            Ok(number) => Some(number),
+            Err(_) => {
+                self.0.push(format!(
+                    "Value '{value}' at '{field}' failed to satisfy constraint: Member must \
+                     satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})"
+                ));
+                None
+            }
+        }
+    }
+
+    /// Fails with a `ValidationException` if anything was collected.
+    pub fn finish(self) -> Result<(), ServerError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ServerError::Validation(self.0))
+        }
+    }
+}
+
+fn stream_ref(name: Option<String>, arn: Option<String>) -> Result<StreamRef, ServerError> {
+    Ok(StreamRef::from_parts(name, arn)?)
+}
+
+fn display<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+fn display_opt<T: Display, S: Serializer>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.collect_str(value),
+        None => serializer.serialize_none(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared response shapes
+
+/// `StreamModeDetails`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamModeDetails {
+    /// `PROVISIONED` or `ON_DEMAND`.
+    pub stream_mode: Option<String>,
+}
+
+fn mode_details(mode: StreamMode) -> StreamModeDetails {
+    StreamModeDetails {
+        stream_mode: Some(mode.as_str().to_owned()),
+    }
+}
+
+fn parse_mode(
+    details: Option<StreamModeDetails>,
+    violations: &mut Violations,
+) -> Option<StreamMode> {
+    let mode = details?.stream_mode;
+    let mode = violations.required(mode, "streamModeDetails.streamMode")?;
+    let mode = violations.one_of(
+        &mode,
+        "streamModeDetails.streamMode",
+        &["PROVISIONED", "ON_DEMAND"],
+    )?;
+    StreamMode::parse(mode)
+}
+
+/// `HashKeyRange`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireHashKeyRange {
+    #[serde(serialize_with = "display")]
+    starting_hash_key: u128,
+    #[serde(serialize_with = "display")]
+    ending_hash_key: u128,
+}
+
+impl From<HashKeyRange> for WireHashKeyRange {
+    fn from(range: HashKeyRange) -> Self {
+        WireHashKeyRange {
+            starting_hash_key: range.starting_hash_key,
+            ending_hash_key: range.ending_hash_key,
+        }
+    }
+}
+
+/// `SequenceNumberRange`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireSequenceNumberRange {
+    #[serde(serialize_with = "display")]
+    starting_sequence_number: SequenceNumber,
+    #[serde(
+        serialize_with = "display_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    ending_sequence_number: Option<SequenceNumber>,
+}
+
+/// `Shard`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireShard {
+    shard_id: ShardId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_shard_id: Option<ShardId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adjacent_parent_shard_id: Option<ShardId>,
+    hash_key_range: WireHashKeyRange,
+    sequence_number_range: WireSequenceNumberRange,
+}
+
+impl From<Shard> for WireShard {
+    fn from(shard: Shard) -> Self {
+        WireShard {
+            shard_id: shard.shard_id,
+            parent_shard_id: shard.parent_shard_id,
+            adjacent_parent_shard_id: shard.adjacent_parent_shard_id,
+            hash_key_range: shard.hash_key_range.into(),
+            sequence_number_range: WireSequenceNumberRange {
+                starting_sequence_number: shard.sequence_number_range.starting_sequence_number,
+                ending_sequence_number: shard.sequence_number_range.ending_sequence_number,
+            },
+        }
+    }
+}
+
+/// `ChildShard`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireChildShard {
+    shard_id: ShardId,
+    parent_shards: Vec<ShardId>,
+    hash_key_range: WireHashKeyRange,
+}
+
+impl From<ChildShard> for WireChildShard {
+    fn from(child: ChildShard) -> Self {
+        WireChildShard {
+            shard_id: child.shard_id,
+            parent_shards: child.parent_shards,
+            hash_key_range: child.hash_key_range.into(),
+        }
+    }
+}
+
+/// `EnhancedMetrics`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnhancedMetrics {
+    shard_level_metrics: Vec<String>,
+}
+
+/// A `Record` of `GetRecords` and `SubscribeToShardEvent`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireRecord {
+    #[serde(serialize_with = "display")]
+    sequence_number: SequenceNumber,
+    approximate_arrival_timestamp: Timestamp,
+    data: Blob,
+    partition_key: std::sync::Arc<str>,
+}
+
+impl From<Record> for WireRecord {
+    fn from(record: Record) -> Self {
+        WireRecord {
+            sequence_number: record.sequence_number,
+            approximate_arrival_timestamp: Timestamp(record.approximate_arrival_timestamp),
+            data: Blob(record.data),
+            partition_key: record.partition_key,
+        }
+    }
+}
+
+/// `Tag`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireTag {
+    key: String,
+    value: String,
+}
+
+impl From<Tag> for WireTag {
+    fn from(tag: Tag) -> Self {
+        WireTag {
+            key: tag.key,
+            value: tag.value,
+        }
+    }
+}
+
+/// An empty answer (`{}`).
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+// ---------------------------------------------------------------------------------------------
+// Stream control
+
+/// `CreateStream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateStreamRequest {
+    stream_name: Option<String>,
+    shard_count: Option<i64>,
+    stream_mode_details: Option<StreamModeDetails>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+impl CreateStreamRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<CreateStreamInput, ServerError> {
+        let mut violations = Violations::default();
+        let stream_name = violations.required(self.stream_name, "streamName");
+        let shard_count = violations.range(self.shard_count, "shardCount", 1, 100_000);
+        let stream_mode = parse_mode(self.stream_mode_details, &mut violations);
+        violations.finish()?;
+        Ok(CreateStreamInput {
+            stream_name: stream_name.unwrap_or_default(),
+            shard_count,
+            stream_mode,
+            tags: self.tags.unwrap_or_default(),
+        })
+    }
+}
+
+/// A request naming only a stream (`DescribeStreamSummary`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamOnlyRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+}
+
+impl StreamOnlyRequest {
+    /// The stream named.
+    pub fn into_stream(self) -> Result<StreamRef, ServerError> {
+        stream_ref(self.stream_name, self.stream_arn)
+    }
+}
+
+/// `DeleteStream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteStreamRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    enforce_consumer_deletion: Option<bool>,
+}
+
+impl DeleteStreamRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<crate::engine::DeleteStreamInput, ServerError> {
+        Ok(crate::engine::DeleteStreamInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            enforce_consumer_deletion: self.enforce_consumer_deletion.unwrap_or(false),
+        })
+    }
+}
+
+/// `DescribeStream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeStreamRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    limit: Option<i64>,
+    exclusive_start_shard_id: Option<String>,
+}
+
+impl DescribeStreamRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<DescribeStreamInput, ServerError> {
+        let mut violations = Violations::default();
+        let limit = violations.range(self.limit, "limit", 1, 10_000);
+        violations.finish()?;
+        Ok(DescribeStreamInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            limit,
+            exclusive_start_shard_id: self.exclusive_start_shard_id.map(ShardId::from),
+        })
+    }
+}
+
+/// `StreamDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireStreamDescription {
+    stream_name: String,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    stream_status: &'static str,
+    stream_mode_details: StreamModeDetails,
+    shards: Vec<WireShard>,
+    has_more_shards: bool,
+    retention_period_hours: u32,
+    stream_creation_timestamp: Timestamp,
+    enhanced_monitoring: Vec<EnhancedMetrics>,
+    encryption_type: String,
+}
+
+/// `DescribeStream` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeStreamResponse {
+    stream_description: WireStreamDescription,
+}
+
+impl From<StreamDescription> for DescribeStreamResponse {
+    fn from(description: StreamDescription) -> Self {
+        DescribeStreamResponse {
+            stream_description: WireStreamDescription {
+                stream_name: description.stream_name,
+                stream_arn: description.stream_arn,
+                stream_status: description.stream_status.as_str(),
+                stream_mode_details: mode_details(description.stream_mode),
+                shards: description
+                    .shards
+                    .into_iter()
+                    .map(WireShard::from)
+                    .collect(),
+                has_more_shards: description.has_more_shards,
+                retention_period_hours: description.retention_period_hours,
+                stream_creation_timestamp: Timestamp(description.stream_creation_timestamp),
+                enhanced_monitoring: vec![EnhancedMetrics {
+                    shard_level_metrics: description.shard_level_metrics,
+                }],
+                encryption_type: description.encryption_type,
+            },
+        }
+    }
+}
+
+/// `StreamDescriptionSummary`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireStreamDescriptionSummary {
+    stream_name: String,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    stream_status: &'static str,
+    stream_mode_details: StreamModeDetails,
+    retention_period_hours: u32,
+    stream_creation_timestamp: Timestamp,
+    enhanced_monitoring: Vec<EnhancedMetrics>,
+    encryption_type: String,
+    open_shard_count: u32,
+    consumer_count: u32,
+}
+
+/// `DescribeStreamSummary` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeStreamSummaryResponse {
+    stream_description_summary: WireStreamDescriptionSummary,
+}
+
+impl From<StreamDescriptionSummary> for DescribeStreamSummaryResponse {
+    fn from(summary: StreamDescriptionSummary) -> Self {
+        DescribeStreamSummaryResponse {
+            stream_description_summary: WireStreamDescriptionSummary {
+                stream_name: summary.stream_name,
+                stream_arn: summary.stream_arn,
+                stream_status: summary.stream_status.as_str(),
+                stream_mode_details: mode_details(summary.stream_mode),
+                retention_period_hours: summary.retention_period_hours,
+                stream_creation_timestamp: Timestamp(summary.stream_creation_timestamp),
+                enhanced_monitoring: vec![EnhancedMetrics {
+                    shard_level_metrics: summary.shard_level_metrics,
+                }],
+                encryption_type: summary.encryption_type,
+                open_shard_count: summary.open_shard_count,
+                consumer_count: summary.consumer_count,
+            },
+        }
+    }
+}
+
+/// `ListStreams` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamsRequest {
+    limit: Option<i64>,
+    exclusive_start_stream_name: Option<String>,
+    next_token: Option<String>,
+}
+
+impl ListStreamsRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<ListStreamsInput, ServerError> {
+        let mut violations = Violations::default();
+        let limit = violations.range(self.limit, "limit", 1, 10_000);
+        violations.finish()?;
+        Ok(ListStreamsInput {
+            limit,
+            exclusive_start_stream_name: self.exclusive_start_stream_name,
+            next_token: self.next_token,
+        })
+    }
+}
+
+/// One of `ListStreams.StreamSummaries`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireStreamSummary {
+    stream_name: String,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    stream_status: &'static str,
+    stream_mode_details: StreamModeDetails,
+    stream_creation_timestamp: Timestamp,
+}
+
+/// `ListStreams` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamsResponse {
+    stream_names: Vec<String>,
+    has_more_streams: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+    stream_summaries: Vec<WireStreamSummary>,
+}
+
+impl From<ListStreamsOutput> for ListStreamsResponse {
+    fn from(output: ListStreamsOutput) -> Self {
+        ListStreamsResponse {
+            stream_names: output.stream_names,
+            has_more_streams: output.has_more_streams,
+            next_token: output.next_token,
+            stream_summaries: output
+                .stream_summaries
+                .into_iter()
+                .map(|summary| WireStreamSummary {
+                    stream_name: summary.stream_name,
+                    stream_arn: summary.stream_arn,
+                    stream_status: summary.stream_status.as_str(),
+                    stream_mode_details: mode_details(summary.stream_mode),
+                    stream_creation_timestamp: Timestamp(summary.stream_creation_timestamp),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `ShardFilter`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireShardFilter {
+    r#type: Option<String>,
+    shard_id: Option<String>,
+    timestamp: Option<Timestamp>,
+}
+
+impl WireShardFilter {
+    fn into_filter(self, violations: &mut Violations) -> Option<ShardFilter> {
+        const TYPES: [&str; 6] = [
+            "AFTER_SHARD_ID",
+            "AT_TRIM_HORIZON",
+            "FROM_TRIM_HORIZON",
+            "AT_LATEST",
+            "AT_TIMESTAMP",
+            "FROM_TIMESTAMP",
+        ];
+        let kind = violations.required(self.r#type, "shardFilter.type")?;
+        let kind = violations.one_of(&kind, "shardFilter.type", &TYPES)?;
+        let timestamp = |violations: &mut Violations| {
+            violations
+                .required(self.timestamp, "shardFilter.timestamp")
+                .map(|t| t.0)
+        };
+        Some(match kind {
+            "AFTER_SHARD_ID" => ShardFilter::AfterShardId(ShardId::from(
+                violations.required(self.shard_id, "shardFilter.shardId")?,
+            )),
+            "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
+            "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
+            "AT_LATEST" => ShardFilter::AtLatest,
+            "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp(violations)?),
+            _ => ShardFilter::FromTimestamp(timestamp(violations)?),
+        })
+    }
+}
+
+/// `ListShards` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListShardsRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    next_token: Option<String>,
+    exclusive_start_shard_id: Option<String>,
+    max_results: Option<i64>,
+    stream_creation_timestamp: Option<Timestamp>,
+    shard_filter: Option<WireShardFilter>,
+}
+
+impl ListShardsRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<ListShardsInput, ServerError> {
+        let mut violations = Violations::default();
+        let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
+        let shard_filter = self
+            .shard_filter
+            .and_then(|filter| filter.into_filter(&mut violations));
+        violations.finish()?;
+        let stream = match (self.stream_name, self.stream_arn) {
+            (None, None) => None,
+            (name, arn) => Some(stream_ref(name, arn)?),
+        };
+        Ok(ListShardsInput {
+            stream,
+            next_token: self.next_token,
+            exclusive_start_shard_id: self.exclusive_start_shard_id.map(ShardId::from),
+            max_results,
+            stream_creation_timestamp: self.stream_creation_timestamp.map(|t| t.0),
+            shard_filter,
+        })
+    }
+}
+
+/// `ListShards` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListShardsResponse {
+    shards: Vec<WireShard>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+impl From<ListShardsOutput> for ListShardsResponse {
+    fn from(output: ListShardsOutput) -> Self {
+        ListShardsResponse {
+            shards: output.shards.into_iter().map(WireShard::from).collect(),
+            next_token: output.next_token,
+        }
+    }
+}
+
+/// `DescribeLimits` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeLimitsResponse {
+    shard_limit: u32,
+    open_shard_count: u32,
+    on_demand_stream_count: u32,
+    on_demand_stream_count_limit: u32,
+}
+
+impl From<DescribeLimitsOutput> for DescribeLimitsResponse {
+    fn from(output: DescribeLimitsOutput) -> Self {
+        DescribeLimitsResponse {
+            shard_limit: output.shard_limit,
+            open_shard_count: output.open_shard_count,
+            on_demand_stream_count: output.on_demand_stream_count,
+            on_demand_stream_count_limit: output.on_demand_stream_count_limit,
+        }
+    }
+}
+
+/// `SplitShard` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SplitShardRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_to_split: Option<String>,
+    new_starting_hash_key: Option<String>,
+}
+
+impl SplitShardRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<SplitShardInput, ServerError> {
+        let mut violations = Violations::default();
+        let shard = violations.required(self.shard_to_split, "shardToSplit");
+        let key = violations.required(self.new_starting_hash_key, "newStartingHashKey");
+        violations.finish()?;
+        Ok(SplitShardInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            shard_to_split: ShardId::from(shard.unwrap_or_default()),
+            new_starting_hash_key: key.unwrap_or_default(),
+        })
+    }
+}
+
+/// `MergeShards` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MergeShardsRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_to_merge: Option<String>,
+    adjacent_shard_to_merge: Option<String>,
+}
+
+impl MergeShardsRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<MergeShardsInput, ServerError> {
+        let mut violations = Violations::default();
+        let shard = violations.required(self.shard_to_merge, "shardToMerge");
+        let adjacent = violations.required(self.adjacent_shard_to_merge, "adjacentShardToMerge");
+        violations.finish()?;
+        Ok(MergeShardsInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            shard_to_merge: ShardId::from(shard.unwrap_or_default()),
+            adjacent_shard_to_merge: ShardId::from(adjacent.unwrap_or_default()),
+        })
+    }
+}
+
+/// `UpdateShardCount` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateShardCountRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    target_shard_count: Option<i64>,
+    scaling_type: Option<String>,
+}
+
+impl UpdateShardCountRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<UpdateShardCountInput, ServerError> {
+        let mut violations = Violations::default();
+        let target = violations.required(self.target_shard_count, "targetShardCount");
+        let target = violations.range(target, "targetShardCount", 1, 100_000);
+        let scaling_type = violations.required(self.scaling_type, "scalingType");
+        violations.finish()?;
+        Ok(UpdateShardCountInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            target_shard_count: target.unwrap_or_default(),
+            scaling_type: scaling_type.unwrap_or_default(),
+        })
+    }
+}
+
+/// `UpdateShardCount` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateShardCountResponse {
+    stream_name: String,
+    current_shard_count: u32,
+    target_shard_count: u32,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+}
+
+impl From<UpdateShardCountOutput> for UpdateShardCountResponse {
+    fn from(output: UpdateShardCountOutput) -> Self {
+        UpdateShardCountResponse {
+            stream_name: output.stream_name,
+            current_shard_count: output.current_shard_count,
+            target_shard_count: output.target_shard_count,
+            stream_arn: output.stream_arn,
+        }
+    }
+}
+
+/// `Increase/DecreaseStreamRetentionPeriod` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RetentionPeriodRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    retention_period_hours: Option<i64>,
+}
+
+impl RetentionPeriodRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<RetentionPeriodInput, ServerError> {
+        let mut violations = Violations::default();
+        let hours = violations.required(self.retention_period_hours, "retentionPeriodHours");
+        // AWS checks 24..=8760 with its own wording in the engine; only the type range here.
+        let hours = violations.range(hours, "retentionPeriodHours", 1, 100_000);
+        violations.finish()?;
+        Ok(RetentionPeriodInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            retention_period_hours: hours.unwrap_or_default(),
+        })
+    }
+}
+
+/// `UpdateStreamMode` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamModeRequest {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    stream_mode_details: Option<StreamModeDetails>,
+}
+
+impl UpdateStreamModeRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<UpdateStreamModeInput, ServerError> {
+        let mut violations = Violations::default();
+        let stream_arn = violations.required(self.stream_arn, "streamARN");
+        let details = violations.required(self.stream_mode_details, "streamModeDetails");
+        let mode = parse_mode(details, &mut violations);
+        violations.finish()?;
+        Ok(UpdateStreamModeInput {
+            stream_arn: stream_arn.unwrap_or_default(),
+            stream_mode: mode.unwrap_or_default(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tags
+
+/// `AddTagsToStream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddTagsToStreamRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+impl AddTagsToStreamRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<crate::engine::AddTagsToStreamInput, ServerError> {
+        let mut violations = Violations::default();
+        let tags = violations.required(self.tags, "tags");
+        violations.finish()?;
+        Ok(crate::engine::AddTagsToStreamInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            tags: tags.unwrap_or_default(),
+        })
+    }
+}
+
+/// `RemoveTagsFromStream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveTagsFromStreamRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+impl RemoveTagsFromStreamRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<RemoveTagsFromStreamInput, ServerError> {
+        let mut violations = Violations::default();
+        let tag_keys = violations.required(self.tag_keys, "tagKeys");
+        violations.finish()?;
+        Ok(RemoveTagsFromStreamInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            tag_keys: tag_keys.unwrap_or_default(),
+        })
+    }
+}
+
+/// `ListTagsForStream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForStreamRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    exclusive_start_tag_key: Option<String>,
+    limit: Option<i64>,
+}
+
+impl ListTagsForStreamRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<ListTagsForStreamInput, ServerError> {
+        let mut violations = Violations::default();
+        let limit = violations.range(self.limit, "limit", 1, 50);
+        violations.finish()?;
+        Ok(ListTagsForStreamInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            exclusive_start_tag_key: self.exclusive_start_tag_key,
+            limit,
+        })
+    }
+}
+
+/// `ListTagsForStream` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForStreamResponse {
+    tags: Vec<WireTag>,
+    has_more_tags: bool,
+}
+
+impl From<ListTagsForStreamOutput> for ListTagsForStreamResponse {
+    fn from(output: ListTagsForStreamOutput) -> Self {
+        ListTagsForStreamResponse {
+            tags: output.tags.into_iter().map(WireTag::from).collect(),
+            has_more_tags: output.has_more_tags,
+        }
+    }
+}
+
+/// `TagResource` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+}
+
+impl TagResourceRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<TagResourceInput, ServerError> {
+        let mut violations = Violations::default();
+        let tags = violations.required(self.tags, "tags");
+        let resource_arn = violations.required(self.resource_arn, "resourceARN");
+        violations.finish()?;
+        Ok(TagResourceInput {
+            resource_arn: resource_arn.unwrap_or_default(),
+            tags: tags.unwrap_or_default(),
+        })
+    }
+}
+
+/// `UntagResource` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UntagResourceRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    tag_keys: Option<Vec<String>>,
+}
+
+impl UntagResourceRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<UntagResourceInput, ServerError> {
+        let mut violations = Violations::default();
+        let tag_keys = violations.required(self.tag_keys, "tagKeys");
+        let resource_arn = violations.required(self.resource_arn, "resourceARN");
+        violations.finish()?;
+        Ok(UntagResourceInput {
+            resource_arn: resource_arn.unwrap_or_default(),
+            tag_keys: tag_keys.unwrap_or_default(),
+        })
+    }
+}
+
+/// `ListTagsForResource` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+}
+
+impl ListTagsForResourceRequest {
+    /// The resource ARN.
+    pub fn into_arn(self) -> Result<String, ServerError> {
+        let mut violations = Violations::default();
+        let resource_arn = violations.required(self.resource_arn, "resourceARN");
+        violations.finish()?;
+        Ok(resource_arn.unwrap_or_default())
+    }
+}
+
+/// `ListTagsForResource` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceResponse {
+    tags: Vec<WireTag>,
+}
+
+impl From<Vec<Tag>> for ListTagsForResourceResponse {
+    fn from(tags: Vec<Tag>) -> Self {
+        ListTagsForResourceResponse {
+            tags: tags.into_iter().map(WireTag::from).collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data plane
+
+/// `PutRecord` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    data: Option<Blob>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+    sequence_number_for_ordering: Option<String>,
+}
+
+impl PutRecordRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<PutRecordInput, ServerError> {
+        let mut violations = Violations::default();
+        let data = violations.required(self.data, "data");
+        let partition_key = violations.required(self.partition_key, "partitionKey");
+        violations.finish()?;
+        Ok(PutRecordInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            data: data.unwrap_or_default().0,
+            partition_key: partition_key.unwrap_or_default(),
+            explicit_hash_key: self.explicit_hash_key,
+            sequence_number_for_ordering: self.sequence_number_for_ordering,
+        })
+    }
+}
+
+/// `PutRecord` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordResponse {
+    shard_id: ShardId,
+    #[serde(serialize_with = "display")]
+    sequence_number: SequenceNumber,
+    encryption_type: String,
+}
+
+impl From<PutRecordOutput> for PutRecordResponse {
+    fn from(output: PutRecordOutput) -> Self {
+        PutRecordResponse {
+            shard_id: output.shard_id,
+            sequence_number: output.sequence_number,
+            encryption_type: output.encryption_type,
+        }
+    }
+}
+
+/// One of `PutRecords.Records`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordsEntry {
+    data: Option<Blob>,
+    partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
+}
+
+/// `PutRecords` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordsRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    records: Option<Vec<PutRecordsEntry>>,
+}
+
+impl PutRecordsRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<PutRecordsInput, ServerError> {
+        let mut violations = Violations::default();
+        let entries = violations
+            .required(self.records, "records")
+            .unwrap_or_default();
+        let mut records = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.into_iter().enumerate() {
+            let position = index + 1;
+            let data = violations.required(entry.data, &format!("records.{position}.member.data"));
+            let partition_key = violations.required(
+                entry.partition_key,
+                &format!("records.{position}.member.partitionKey"),
+            );
+            if let (Some(data), Some(partition_key)) = (data, partition_key) {
+                records.push(PutRecordsRequestEntry {
+                    data: data.0,
+                    partition_key,
+                    explicit_hash_key: entry.explicit_hash_key,
+                });
+            }
+        }
+        violations.finish()?;
+        Ok(PutRecordsInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            records,
+        })
+    }
+}
+
+/// One of `PutRecords` response `Records`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordsResultWire {
+    #[serde(
+        serialize_with = "display_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    sequence_number: Option<SequenceNumber>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard_id: Option<ShardId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
+}
+
+/// `PutRecords` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRecordsResponse {
+    failed_record_count: u32,
+    records: Vec<PutRecordsResultWire>,
+    encryption_type: String,
+}
+
+impl From<PutRecordsOutput> for PutRecordsResponse {
+    fn from(output: PutRecordsOutput) -> Self {
+        PutRecordsResponse {
+            failed_record_count: output.failed_record_count,
+            records: output
+                .records
+                .into_iter()
+                .map(|entry| PutRecordsResultWire {
+                    sequence_number: entry.sequence_number,
+                    shard_id: entry.shard_id,
+                    error_code: entry.error_code,
+                    error_message: entry.error_message,
+                })
+                .collect(),
+            encryption_type: output.encryption_type,
+        }
+    }
+}
+
+const ITERATOR_TYPES: [&str; 5] = [
+    "AFTER_SEQUENCE_NUMBER",
+    "AT_SEQUENCE_NUMBER",
+    "AT_TIMESTAMP",
+    "TRIM_HORIZON",
+    "LATEST",
+];
+
+/// Builds a starting position from a type and its companions, collecting violations.
+fn starting_position(
+    kind: Option<String>,
+    sequence_number: Option<String>,
+    timestamp: Option<Timestamp>,
+    fields: [&str; 3],
+    violations: &mut Violations,
+) -> Result<Option<StartingPosition>, ServerError> {
+    let [type_field, sequence_field, _] = fields;
+    let Some(kind) = violations.required(kind, type_field) else {
+        return Ok(None);
+    };
+    let Some(kind) = violations.one_of(&kind, type_field, &ITERATOR_TYPES) else {
+        return Ok(None);
+    };
+    let needs_sequence = || {
+        ServerError::Kinesis(kcl_core::kinesis::KinesisError::new(
+            kcl_core::kinesis::KinesisErrorKind::InvalidArgument,
+            format!(
+                "Must specify StartingSequenceNumber for {kind} iterator type, and the \
+                 sequence number must be valid."
+            ),
+        ))
+    };
+    Ok(match kind {
+        "TRIM_HORIZON" => Some(StartingPosition::TrimHorizon),
+        "LATEST" => Some(StartingPosition::Latest),
+        "AT_TIMESTAMP" => match timestamp {
+            Some(timestamp) => Some(StartingPosition::AtTimestamp(timestamp.0)),
+            None => {
+                return Err(ServerError::Kinesis(kcl_core::kinesis::KinesisError::new(
+                    kcl_core::kinesis::KinesisErrorKind::InvalidArgument,
+                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. \
+                     Current request has no timestamp parameter.",
+                )));
+            }
+        },
+        _ => {
+            let text = sequence_number.ok_or_else(needs_sequence)?;
+            let Some(number) = violations.sequence_number(&text, sequence_field) else {
+                return Ok(None);
+            };
+            if kind == "AT_SEQUENCE_NUMBER" {
+                Some(StartingPosition::AtSequenceNumber(number))
+            } else {
+                Some(StartingPosition::AfterSequenceNumber(number))
+            }
+        }
+    })
+}
+
+/// `GetShardIterator` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetShardIteratorRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_id: Option<String>,
+    shard_iterator_type: Option<String>,
+    starting_sequence_number: Option<String>,
+    timestamp: Option<Timestamp>,
+}
+
+impl GetShardIteratorRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
+        let mut violations = Violations::default();
+        let shard_id = violations.required(self.shard_id, "shardId");
+        let position = starting_position(
+            self.shard_iterator_type,
+            self.starting_sequence_number,
+            self.timestamp,
+            ["shardIteratorType", "startingSequenceNumber", "timestamp"],
+            &mut violations,
+        )?;
+        violations.finish()?;
+        let (Some(shard_id), Some(position)) = (shard_id, position) else {
+            return Err(ServerError::InternalFailure(
+                "validated request lost a member".into(),
+            ));
+        };
+        Ok(GetShardIteratorInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            shard_id: ShardId::from(shard_id),
+            position,
+        })
+    }
+}
+
+/// `GetShardIterator` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetShardIteratorResponse {
+    /// The iterator.
+    pub shard_iterator: String,
+}
+
+/// `GetRecords` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetRecordsRequest {
+    shard_iterator: Option<String>,
+    limit: Option<i64>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+}
+
+impl GetRecordsRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<GetRecordsInput, ServerError> {
+        let mut violations = Violations::default();
+        let shard_iterator = violations.required(self.shard_iterator, "shardIterator");
+        let limit = violations.range(self.limit, "limit", 1, 10_000);
+        violations.finish()?;
+        Ok(GetRecordsInput {
+            shard_iterator: shard_iterator.unwrap_or_default(),
+            limit,
+            stream_arn: self.stream_arn,
+        })
+    }
+}
+
+/// `GetRecords` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetRecordsResponse {
+    records: Vec<WireRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_shard_iterator: Option<String>,
+    millis_behind_latest: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    child_shards: Vec<WireChildShard>,
+}
+
+impl From<GetRecordsOutput> for GetRecordsResponse {
+    fn from(output: GetRecordsOutput) -> Self {
+        GetRecordsResponse {
+            records: output.records.into_iter().map(WireRecord::from).collect(),
+            next_shard_iterator: output.next_shard_iterator,
+            millis_behind_latest: output.millis_behind_latest,
+            child_shards: output
+                .child_shards
+                .into_iter()
+                .map(WireChildShard::from)
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enhanced fan-out
+
+/// `RegisterStreamConsumer` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterStreamConsumerRequest {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    consumer_name: Option<String>,
+}
+
+impl RegisterStreamConsumerRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
+        let mut violations = Violations::default();
+        let stream_arn = violations.required(self.stream_arn, "streamARN");
+        let consumer_name = violations.required(self.consumer_name, "consumerName");
+        violations.finish()?;
+        Ok(RegisterStreamConsumerInput {
+            stream_arn: stream_arn.unwrap_or_default(),
+            consumer_name: consumer_name.unwrap_or_default(),
+        })
+    }
+}
+
+/// A `Consumer`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireConsumer {
+    consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: String,
+    consumer_status: String,
+    consumer_creation_timestamp: Timestamp,
+}
+
+impl From<Consumer> for WireConsumer {
+    fn from(consumer: Consumer) -> Self {
+        WireConsumer {
+            consumer_name: consumer.consumer_name,
+            consumer_arn: consumer.consumer_arn,
+            consumer_status: consumer.consumer_status,
+            consumer_creation_timestamp: Timestamp(consumer.consumer_creation_timestamp),
+        }
+    }
+}
+
+/// `RegisterStreamConsumer` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterStreamConsumerResponse {
+    consumer: WireConsumer,
+}
+
+impl From<Consumer> for RegisterStreamConsumerResponse {
+    fn from(consumer: Consumer) -> Self {
+        RegisterStreamConsumerResponse {
+            consumer: consumer.into(),
+        }
+    }
+}
+
+/// `DescribeStreamConsumer` / `DeregisterStreamConsumer` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerRefRequest {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    consumer_name: Option<String>,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: Option<String>,
+}
+
+impl ConsumerRefRequest {
+    /// The engine reference.
+    pub fn into_ref(self) -> ConsumerRef {
+        ConsumerRef {
+            stream_arn: self.stream_arn,
+            consumer_name: self.consumer_name,
+            consumer_arn: self.consumer_arn,
+        }
+    }
+}
+
+/// `ConsumerDescription`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireConsumerDescription {
+    consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: String,
+    consumer_status: String,
+    consumer_creation_timestamp: Timestamp,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+}
+
+/// `DescribeStreamConsumer` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeStreamConsumerResponse {
+    consumer_description: WireConsumerDescription,
+}
+
+impl From<ConsumerDescription> for DescribeStreamConsumerResponse {
+    fn from(description: ConsumerDescription) -> Self {
+        DescribeStreamConsumerResponse {
+            consumer_description: WireConsumerDescription {
+                consumer_name: description.consumer_name,
+                consumer_arn: description.consumer_arn,
+                consumer_status: description.consumer_status,
+                consumer_creation_timestamp: Timestamp(description.consumer_creation_timestamp),
+                stream_arn: description.stream_arn,
+            },
+        }
+    }
+}
+
+/// `ListStreamConsumers` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamConsumersRequest {
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<i64>,
+    stream_creation_timestamp: Option<Timestamp>,
+}
+
+impl ListStreamConsumersRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<ListStreamConsumersInput, ServerError> {
+        let mut violations = Violations::default();
+        let stream_arn = violations.required(self.stream_arn, "streamARN");
+        let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
+        violations.finish()?;
+        Ok(ListStreamConsumersInput {
+            stream_arn: stream_arn.unwrap_or_default(),
+            next_token: self.next_token,
+            max_results,
+            stream_creation_timestamp: self.stream_creation_timestamp.map(|t| t.0),
+        })
+    }
+}
+
+/// `ListStreamConsumers` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamConsumersResponse {
+    consumers: Vec<WireConsumer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
+}
+
+impl From<ListStreamConsumersOutput> for ListStreamConsumersResponse {
+    fn from(output: ListStreamConsumersOutput) -> Self {
+        ListStreamConsumersResponse {
+            consumers: output
+                .consumers
+                .into_iter()
+                .map(WireConsumer::from)
+                .collect(),
+            next_token: output.next_token,
+        }
+    }
+}
+
+/// `StartingPosition` of `SubscribeToShard`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireStartingPosition {
+    r#type: Option<String>,
+    sequence_number: Option<String>,
+    timestamp: Option<Timestamp>,
+}
+
+/// `SubscribeToShard` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardRequest {
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: Option<String>,
+    shard_id: Option<String>,
+    starting_position: Option<WireStartingPosition>,
+}
+
+impl SubscribeToShardRequest {
+    /// The engine request.
+    pub fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
+        let mut violations = Violations::default();
+        let consumer_arn = violations.required(self.consumer_arn, "consumerARN");
+        let shard_id = violations.required(self.shard_id, "shardId");
+        let start = violations.required(self.starting_position, "startingPosition");
+        let position = match start {
+            Some(start) => starting_position(
+                start.r#type,
+                start.sequence_number,
+                start.timestamp,
+                [
+                    "startingPosition.type",
+                    "startingPosition.sequenceNumber",
+                    "startingPosition.timestamp",
+                ],
+                &mut violations,
+            )?,
+            None => None,
+        };
+        violations.finish()?;
+        let (Some(consumer_arn), Some(shard_id), Some(position)) =
+            (consumer_arn, shard_id, position)
+        else {
+            return Err(ServerError::InternalFailure(
+                "validated request lost a member".into(),
+            ));
+        };
+        Ok(SubscribeToShardInput {
+            consumer_arn,
+            shard_id: ShardId::from(shard_id),
+            starting_position: position,
+        })
+    }
+}
+
+/// The payload of a `SubscribeToShardEvent` message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireSubscribeToShardEvent {
+    records: Vec<WireRecord>,
+    #[serde(
+        serialize_with = "display_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    continuation_sequence_number: Option<SequenceNumber>,
+    millis_behind_latest: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    child_shards: Vec<WireChildShard>,
+}
+
+impl From<SubscribeToShardEvent> for WireSubscribeToShardEvent {
+    fn from(event: SubscribeToShardEvent) -> Self {
+        WireSubscribeToShardEvent {
+            records: event.records.into_iter().map(WireRecord::from).collect(),
+            continuation_sequence_number: event.continuation_sequence_number,
+            millis_behind_latest: event.millis_behind_latest,
+            child_shards: event
+                .child_shards
+                .into_iter()
+                .map(WireChildShard::from)
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The logic of the `kcl` command-line tool; `src/bin/kcl.rs` only parses arguments and calls
+//! [`run`].
+//!
+//! - [`args`]: the command line (clap).
+//! - [`worker`]: `kcl worker`, one worker process over HTTP and a SQLite lease file.
+//! - [`processors`]: the processors behind `--sink` and `--exec`.
+//! - [`sink`]: the JSON-lines record sink and its reader.
+//! - [`multilang`]: the MultiLangDaemon protocol of `--exec`.
+//! - [`produce`]: PutRecords batching and retries (`kcl produce`, the demo's producer).
+//! - [`control`]: `kcl stream ...`, the control plane over HTTP.
+//! - [`leases`]: `kcl leases` and `kcl status`.
+//! - [`demo`]: `kcl demo`, a whole fleet in one process.
+
+pub mod args;
+pub mod control;
+pub mod demo;
+pub mod kinesis_json;
+pub mod leases;
+pub mod multilang;
+pub mod processors;
+pub mod produce;
+pub mod sink;
+pub mod worker;
+
+use anyhow::Context;
+use args::{Cli, Command, DemoArgs, LeasesArgs, StatusArgs};
+use kcl_core::lease_store::LeaseStore;
+use kcl_core::sqlite::SqliteLeaseStore;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Runs a parsed command line; the exit code reports success or failure to the shell.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Worker(args) => worker::run_worker(args).await,
+        Command::Demo(args) => run_demo_command(args).await,
+        Command::Produce(args) => control::run_produce(args).await,
+        Command::Stream(args) => control::run_stream(args).await,
+        Command::Leases(args) => run_leases(args).await,
+        Command::Status(args) => run_status(args).await,
+    }
+}
+
+async fn run_demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let verdict = demo::run_demo(demo::DemoConfig {
+        shards: args.shards,
+        workers: args.workers,
+        rate: args.rate,
+        failover: Duration::from_millis(args.failover_ms),
+        phase: Duration::from_millis(args.phase_ms),
+        live_view: !args.quiet,
+    })
+    .await?;
+    Ok(if verdict.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Opens an existing lease file (never creates one: a typo should not make an empty table).
+async fn open_existing_lease_file(args: &LeasesArgs) -> anyhow::Result<SqliteLeaseStore> {
+    anyhow::ensure!(
+        args.lease_db.exists(),
+        "lease file {} does not exist",
+        args.lease_db.display()
+    );
+    SqliteLeaseStore::open(&args.lease_db, &args.application)
+        .await
+        .with_context(|| format!("opening the lease file {}", args.lease_db.display()))
+}
+
+async fn run_leases(args: LeasesArgs) -> anyhow::Result<ExitCode> {
+    let store = open_existing_lease_file(&args).await?;
+    let rows = leases::lease_rows(&store.list_leases().await?);
+    print_rows(&rows, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let store = open_existing_lease_file(&args.leases).await?;
+    let client = worker::http_client(&args.endpoint)?;
+    let mut leases = store.list_leases().await?;
+    leases.sort_by(|a, b| a.lease_key.cmp(&b.lease_key));
+    let mut rows = leases::lease_rows(&leases);
+    for (row, lease) in rows.iter_mut().zip(&leases) {
+        row.lag_millis = leases::checkpoint_lag(&client, &args.stream, lease).await;
+    }
+    print_rows(&rows, args.leases.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_rows(rows: &[leases::LeaseRow], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+    } else {
+        print!("{}", leases::render_table(rows));
+    }
+    Ok(())
+}
+
+/// Installs the tracing subscriber on stderr: `RUST_LOG` if set, else `info` (`warn` for
+/// `kcl demo`, whose output is its live view), `debug` (`-v`) or `trace` (`-vv`).
+pub fn init_tracing(cli: &Cli) {
+    let default_level = match (cli.verbose, &cli.command) {
+        (0, Command::Demo(_)) => "warn",
+        (0, _) => "info",
+        (1, _) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

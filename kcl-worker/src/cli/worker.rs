@@ -1,0 +1,171 @@
+//! `kcl worker`: one worker process over a Kinesis HTTP endpoint and a SQLite lease file.
+//! SIGTERM or SIGINT shuts it down gracefully (processors get `shutdown_requested`, leases are
+//! released); a second signal exits at once.
+
+use super::args::{EndpointArgs, InitialPositionArg, RetrievalArg, SinkSpec, WorkerArgs};
+use super::kinesis_json::KinesisJsonApi;
+use super::processors::{MultiLangProcessorFactory, SinkProcessorFactory};
+use super::sink::JsonlSink;
+use crate::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
+use crate::config::SchedulerConfig;
+use crate::processor::ShardRecordProcessorFactory;
+use crate::retrieval::{FanOutConfig, PollingConfig, RetrievalMode};
+use crate::scheduler::Scheduler;
+use anyhow::Context;
+use kcl_core::config::LeaseConfig;
+use kcl_core::kinesis::EpochMillis;
+use kcl_core::lineage::InitialPosition;
+use kcl_core::sqlite::SqliteLeaseStore;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A worker id unique on this machine: host name, process id and a random suffix.
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[..8])
+}
+
+/// The credentials for `endpoint`: from the environment, else — for a local endpoint (loopback
+/// host) — placeholders, which `kinesis-broker` accepts by default.
+pub fn credentials(endpoint: &EndpointArgs) -> anyhow::Result<StaticCredentials> {
+    if let Some(credentials) = StaticCredentials::from_env() {
+        return Ok(credentials);
+    }
+    let host = reqwest::Url::parse(&endpoint.endpoint)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let is_local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    anyhow::ensure!(
+        is_local,
+        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for {}",
+        endpoint.endpoint
+    );
+    tracing::debug!(
+        "no AWS credentials in the environment; using placeholders for a local endpoint"
+    );
+    Ok(StaticCredentials {
+        access_key_id: "kcl-local".to_owned(),
+        secret_access_key: "kcl-local".to_owned(),
+        session_token: None,
+    })
+}
+
+/// The HTTP stream client for `endpoint`.
+pub fn http_client(endpoint: &EndpointArgs) -> anyhow::Result<HttpStreamClient> {
+    let config = HttpClientConfig::new(endpoint.endpoint.clone())
+        .with_region(&endpoint.region)
+        .with_credentials(credentials(endpoint)?);
+    HttpStreamClient::new(config).context("configuring the Kinesis client")
+}
+
+/// A caller of any Kinesis JSON operation on `endpoint` (control plane, `PutRecords`).
+pub fn json_api(endpoint: &EndpointArgs) -> anyhow::Result<KinesisJsonApi> {
+    KinesisJsonApi::new(&endpoint.endpoint, &endpoint.region, credentials(endpoint)?)
+        .context("configuring the Kinesis client")
+}
+
+/// The lineage initial position of a command-line position.
+pub fn initial_position(arg: InitialPositionArg) -> InitialPosition {
+    match arg {
+        InitialPositionArg::TrimHorizon => InitialPosition::TrimHorizon,
+        InitialPositionArg::Latest => InitialPosition::Latest,
+        InitialPositionArg::AtTimestamp(millis) => {
+            InitialPosition::AtTimestamp(EpochMillis(millis))
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}
+
+/// Runs `kcl worker` until a signal (graceful shutdown) or a fatal error.
+pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+    let client = http_client(&args.endpoint)?;
+    let store = SqliteLeaseStore::open(&args.lease_db, &args.application)
+        .await
+        .with_context(|| format!("opening the lease file {}", args.lease_db.display()))?;
+    let factory: Arc<dyn ShardRecordProcessorFactory> = match (&args.sink, &args.exec) {
+        (Some(SinkSpec::Jsonl(path)), _) => Arc::new(SinkProcessorFactory::new(
+            JsonlSink::open_file(path)?,
+            &worker_id,
+        )),
+        (Some(SinkSpec::Stdout), _) => {
+            Arc::new(SinkProcessorFactory::new(JsonlSink::stdout(), &worker_id))
+        }
+        (None, Some(command)) => Arc::new(MultiLangProcessorFactory::new(
+            command,
+            &worker_id,
+            &args.stream,
+            &args.application,
+            args.exec_timeout_ms.map(Duration::from_millis),
+        )),
+        (None, None) => anyhow::bail!("either --sink or --exec is required"),
+    };
+    let mut config = SchedulerConfig::new(
+        args.application.clone(),
+        args.stream.clone(),
+        worker_id.clone(),
+        Arc::new(store),
+        Arc::new(client),
+    );
+    config.initial_position = initial_position(args.initial_position);
+    config.lease = LeaseConfig::builder()
+        .failover_time(Duration::from_millis(args.failover_ms))
+        .build()
+        .context("--failover-ms")?;
+    config.retrieval = match args.retrieval {
+        RetrievalArg::Polling => RetrievalMode::Polling(PollingConfig {
+            idle_time_between_reads: Duration::from_millis(args.idle_between_reads_ms),
+            ..PollingConfig::default()
+        }),
+        RetrievalArg::Push => RetrievalMode::FanOut(FanOutConfig::default()),
+    };
+    if args.failover_ms < 10_000 {
+        config.parent_shard_poll_interval = Duration::from_millis(args.failover_ms.max(100));
+    }
+    let scheduler = Scheduler::with_shared_factory(config, factory)?;
+    let handle = scheduler.handle();
+    tracing::info!(
+        worker_id = %worker_id,
+        stream = %args.stream,
+        application = %args.application,
+        endpoint = %args.endpoint.endpoint,
+        "worker starting"
+    );
+    let mut run = tokio::spawn(scheduler.run());
+    tokio::select! {
+        finished = &mut run => {
+            finished.context("the worker task failed")??;
+            return Ok(ExitCode::SUCCESS);
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(signal = signal?, "graceful shutdown requested");
+        }
+    }
+    tokio::select! {
+        () = handle.shutdown() => {}
+        second = shutdown_signal() => {
+            tracing::warn!(signal = second?, "second signal: exiting without a graceful shutdown");
+            return Ok(ExitCode::from(130));
+        }
+    }
+    run.await.context("the worker task failed")??;
+    tracing::info!(worker_id = %worker_id, "worker stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,859 @@
+//! A [`StreamClient`] for any Kinesis HTTP endpoint: this project's `kinesis-broker`, real
+//! Kinesis, or another emulator. JSON protocol (`application/x-amz-json-1.1`), SigV4-signed with
+//! `aws-sigv4`, `SubscribeToShard` read as an event stream.
+
+use super::eventstream::{EventMessage, EventStreamDecoder};
+use super::retry::RetryConfig;
+use crate::error::WorkerError;
+use backon::Retryable;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::StreamExt;
+use kcl_core::kinesis::{
+    ChildShard, ConsumerDescription, EpochMillis, GetRecordsOutput, HashKeyRange, KinesisError,
+    KinesisErrorKind, Record, SequenceNumber, SequenceNumberRange, Shard, ShardFilter, ShardId,
+    StartingPosition, StreamSummary, SubscribeToShardEvent,
+};
+use kcl_core::stream_client::{StreamClient, Subscription};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+
+/// AWS credentials used to sign requests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The session token of temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl StaticCredentials {
+    /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    pub fn from_env() -> Option<Self> {
+        let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok()?;
+        let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").ok()?;
+        let session_token = std::env::var("AWS_SESSION_TOKEN").ok();
+        Some(StaticCredentials {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        })
+    }
+}
+
+/// Configuration of an [`HttpStreamClient`].
+#[derive(Debug, Clone)]
+pub struct HttpClientConfig {
+    /// The endpoint URL, e.g. `http://127.0.0.1:4567` or `https://kinesis.us-east-1.amazonaws.com`.
+    pub endpoint: String,
+    /// The signing region; `None` reads `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// Credentials; `None` reads them from the environment.
+    pub credentials: Option<StaticCredentials>,
+    /// Time limit of one request (not of a `SubscribeToShard` stream).
+    pub request_timeout: Duration,
+    /// Time limit to establish a connection.
+    pub connect_timeout: Duration,
+    /// Retry policy for transient failures.
+    pub retry: RetryConfig,
+}
+
+impl HttpClientConfig {
+    /// A configuration for `endpoint` with default timeouts and environment credentials.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        HttpClientConfig {
+            endpoint: endpoint.into(),
+            region: None,
+            credentials: None,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryConfig::default(),
+        }
+    }
+
+    /// Sets explicit credentials.
+    pub fn with_credentials(mut self, credentials: StaticCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Sets the signing region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+}
+
+/// A Kinesis JSON-protocol client.
+#[derive(Debug, Clone)]
+pub struct HttpStreamClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    endpoint: reqwest::Url,
+    region: String,
+    credentials: aws_credential_types::Credentials,
+    request_timeout: Duration,
+    retry: RetryConfig,
+}
+
+/// A failed attempt, classified for retrying.
+#[derive(Debug)]
+enum CallError {
+    /// The service answered with an error.
+    Service { status: u16, error: KinesisError },
+    /// No (complete) answer: connection refused/reset, timeout, unreadable body.
+    Transport(String),
+}
+
+impl CallError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            CallError::Transport(_) => true,
+            CallError::Service { status, error } => *status >= 500 || error.is_retryable(),
+        }
+    }
+
+    fn into_kinesis(self) -> KinesisError {
+        match self {
+            CallError::Service { error, .. } => error,
+            CallError::Transport(message) => KinesisError::new(KinesisErrorKind::Other, message),
+        }
+    }
+}
+
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+impl HttpStreamClient {
+    /// A client for `config.endpoint`. Fails with a clear error if the endpoint is not an
+    /// http(s) URL with a host or no credentials are configured or in the environment.
+    pub fn new(config: HttpClientConfig) -> Result<Self, WorkerError> {
+        let endpoint = reqwest::Url::parse(&config.endpoint).map_err(|error| {
+            WorkerError::invalid_config(
+                "endpoint",
+                format!("{:?} is not a URL: {error}", config.endpoint),
+            )
+        })?;
+        let scheme_ok = matches!(endpoint.scheme(), "http" | "https");
+        if !scheme_ok || endpoint.host_str().is_none() {
+            return Err(WorkerError::invalid_config(
+                "endpoint",
+                format!(
+                    "{:?} must be an http:// or https:// URL with a host",
+                    config.endpoint
+                ),
+            ));
+        }
+        let credentials = config
+            .credentials
+            .clone()
+            .or_else(StaticCredentials::from_env)
+            .ok_or_else(|| {
+                WorkerError::invalid_config(
+                    "credentials",
+                    "none configured and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set",
+                )
+            })?;
+        let region = config
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|error| WorkerError::invalid_config("endpoint", error.to_string()))?;
+        let credentials = aws_credential_types::Credentials::new(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            credentials.session_token,
+            None,
+            "kcl-rs",
+        );
+        Ok(HttpStreamClient {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                region,
+                credentials,
+                request_timeout: config.request_timeout,
+                retry: config.retry,
+            }),
+        })
+    }
+
+    /// Calls any Kinesis operation (e.g. `PutRecords`, `CreateStream`) with a JSON body,
+    /// signed and retried like every other call, and returns the JSON answer.
+    pub async fn call_json(&self, operation: &str, body: Value) -> Result<Value, KinesisError> {
+        self.call(operation, body).await
+    }
+
+    /// Calls `operation` with `body`, retrying transient failures, and decodes the answer.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        body: Value,
+    ) -> Result<T, KinesisError> {
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let attempt = || async {
+            let response = self.send(operation, body.clone(), true).await?;
+            let bytes = response.bytes().await.map_err(|error| {
+                CallError::Transport(format!("reading {operation} response: {error}"))
+            })?;
+            serde_json::from_slice::<T>(&bytes).map_err(|error| CallError::Service {
+                status: 200,
+                error: KinesisError::new(
+                    KinesisErrorKind::Other,
+                    format!("unreadable {operation} response: {error}"),
+                ),
+            })
+        };
+        attempt
+            .retry(self.inner.retry.backoff())
+            .when(CallError::is_retryable)
+            .notify(|error, delay| {
+                tracing::debug!(operation, ?error, ?delay, "retrying kinesis call");
+            })
+            .await
+            .map_err(CallError::into_kinesis)
+    }
+
+    /// Sends one signed request; an error status becomes a [`CallError::Service`].
+    async fn send(
+        &self,
+        operation: &str,
+        body: Bytes,
+        with_timeout: bool,
+    ) -> Result<reqwest::Response, CallError> {
+        let target = format!("{TARGET_PREFIX}{operation}");
+        let headers = self.sign(&target, &body)?;
+        let mut request = self
+            .inner
+            .http
+            .post(self.inner.endpoint.clone())
+            .header("content-type", JSON_CONTENT_TYPE)
+            .header("x-amz-target", &target)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if with_timeout {
+            request = request.timeout(self.inner.request_timeout);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| CallError::Transport(format!("{operation}: {error}")))?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let header_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.unwrap_or_default();
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let error_type = parsed
+            .get("__type")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or(header_type)
+            .unwrap_or_default();
+        let message = parsed
+            .get("message")
+            .or_else(|| parsed.get("Message"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let mut kind = KinesisErrorKind::from_aws_type(&error_type);
+        if kind == KinesisErrorKind::Other && status >= 500 {
+            kind = KinesisErrorKind::InternalFailure;
+        }
+        let message = if message.is_empty() {
+            format!("{operation} failed with HTTP {status} {error_type}")
+        } else {
+            message
+        };
+        Err(CallError::Service {
+            status,
+            error: KinesisError::new(kind, message),
+        })
+    }
+
+    /// SigV4 headers for a request to the endpoint.
+    fn sign(&self, target: &str, body: &[u8]) -> Result<Vec<(String, String)>, CallError> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        use aws_sigv4::sign::v4;
+        let identity = self.inner.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.inner.region)
+            .name("kinesis")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|error| CallError::Transport(format!("signing: {error}")))?
+            .into();
+        let request_headers = [
+            ("content-type", JSON_CONTENT_TYPE),
+            ("x-amz-target", target),
+        ];
+        let signable = SignableRequest::new(
+            "POST",
+            self.inner.endpoint.as_str(),
+            request_headers.into_iter(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|error| CallError::Transport(format!("signing: {error}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|error| CallError::Transport(format!("signing: {error}")))?
+            .into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect())
+    }
+
+    async fn stream_arn(&self, stream_name: &str) -> Result<String, KinesisError> {
+        Ok(self.describe_stream_summary(stream_name).await?.stream_arn)
+    }
+}
+
+// ---- wire shapes -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireHashKeyRange {
+    starting_hash_key: String,
+    ending_hash_key: String,
+}
+
+impl WireHashKeyRange {
+    fn parse(&self) -> Result<HashKeyRange, KinesisError> {
+        let parse = |text: &str| {
+            text.parse::<u128>().map_err(|_| {
+                KinesisError::new(
+                    KinesisErrorKind::Other,
+                    format!("invalid hash key {text:?} in response"),
+                )
+            })
+        };
+        Ok(HashKeyRange::new(
+            parse(&self.starting_hash_key)?,
+            parse(&self.ending_hash_key)?,
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireChildShard {
+    shard_id: String,
+    #[serde(default)]
+    parent_shards: Vec<String>,
+    hash_key_range: WireHashKeyRange,
+}
+
+impl WireChildShard {
+    fn parse(self) -> Result<ChildShard, KinesisError> {
+        Ok(ChildShard {
+            shard_id: ShardId::from(self.shard_id),
+            parent_shards: self.parent_shards.into_iter().map(ShardId::from).collect(),
+            hash_key_range: self.hash_key_range.parse()?,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireRecord {
+    sequence_number: SequenceNumber,
+    #[serde(default)]
+    approximate_arrival_timestamp: Option<f64>,
+    data: String,
+    partition_key: String,
+}
+
+impl WireRecord {
+    fn parse(self) -> Result<Record, KinesisError> {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(self.data.as_bytes())
+            .map_err(|error| {
+                KinesisError::new(
+                    KinesisErrorKind::Other,
+                    format!("record data is not base64: {error}"),
+                )
+            })?;
+        let millis = self
+            .approximate_arrival_timestamp
+            .map(|seconds| (seconds * 1000.0).round() as i64)
+            .unwrap_or_default();
+        Ok(Record {
+            sequence_number: self.sequence_number,
+            approximate_arrival_timestamp: EpochMillis(millis),
+            data: Bytes::from(data),
+            partition_key: Arc::from(self.partition_key.as_str()),
+            explicit_hash_key: None,
+        })
+    }
+}
+
+fn parse_records(records: Vec<WireRecord>) -> Result<Vec<Record>, KinesisError> {
+    records.into_iter().map(WireRecord::parse).collect()
+}
+
+fn parse_children(children: Vec<WireChildShard>) -> Result<Vec<ChildShard>, KinesisError> {
+    children.into_iter().map(WireChildShard::parse).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireGetRecordsOutput {
+    #[serde(default)]
+    records: Vec<WireRecord>,
+    next_shard_iterator: Option<String>,
+    #[serde(default)]
+    millis_behind_latest: u64,
+    #[serde(default)]
+    child_shards: Vec<WireChildShard>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireSubscribeEvent {
+    #[serde(default)]
+    records: Vec<WireRecord>,
+    continuation_sequence_number: Option<SequenceNumber>,
+    #[serde(default)]
+    millis_behind_latest: u64,
+    #[serde(default)]
+    child_shards: Vec<WireChildShard>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireSequenceNumberRange {
+    starting_sequence_number: SequenceNumber,
+    ending_sequence_number: Option<SequenceNumber>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireShard {
+    shard_id: String,
+    parent_shard_id: Option<String>,
+    adjacent_parent_shard_id: Option<String>,
+    hash_key_range: WireHashKeyRange,
+    sequence_number_range: WireSequenceNumberRange,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireListShardsOutput {
+    #[serde(default)]
+    shards: Vec<WireShard>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireStreamSummary {
+    stream_name: String,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    stream_status: String,
+    #[serde(default)]
+    retention_period_hours: u32,
+    #[serde(default)]
+    open_shard_count: u32,
+    #[serde(default)]
+    consumer_count: u32,
+    #[serde(default)]
+    stream_creation_timestamp: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireDescribeStreamSummaryOutput {
+    stream_description_summary: WireStreamSummary,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireConsumer {
+    consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    consumer_arn: String,
+    consumer_status: String,
+    #[serde(default)]
+    consumer_creation_timestamp: f64,
+    #[serde(rename = "StreamARN", default)]
+    stream_arn: Option<String>,
+}
+
+impl WireConsumer {
+    fn into_description(self, stream_arn: &str) -> ConsumerDescription {
+        ConsumerDescription {
+            consumer_name: self.consumer_name,
+            consumer_arn: self.consumer_arn,
+            consumer_status: self.consumer_status,
+            consumer_creation_timestamp: seconds_to_millis(self.consumer_creation_timestamp),
+            stream_arn: self.stream_arn.unwrap_or_else(|| stream_arn.to_owned()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireRegisterOutput {
+    consumer: WireConsumer,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireDescribeConsumerOutput {
+    consumer_description: WireConsumer,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WireShardIterator {
+    shard_iterator: String,
+}
+
+#[derive(Serialize)]
+struct WireStartingPosition {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    #[serde(rename = "SequenceNumber", skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<String>,
+    #[serde(rename = "Timestamp", skip_serializing_if = "Option::is_none")]
+    timestamp: Option<f64>,
+}
+
+fn wire_position(position: StartingPosition) -> WireStartingPosition {
+    let (sequence_number, timestamp) = match position {
+        StartingPosition::AtSequenceNumber(sequence)
+        | StartingPosition::AfterSequenceNumber(sequence) => (Some(sequence.to_string()), None),
+        StartingPosition::AtTimestamp(time) => (None, Some(time.as_secs_f64())),
+        StartingPosition::TrimHorizon | StartingPosition::Latest => (None, None),
+    };
+    WireStartingPosition {
+        kind: position.type_name(),
+        sequence_number,
+        timestamp,
+    }
+}
+
+fn wire_filter(filter: &ShardFilter) -> Value {
+    match filter {
+        ShardFilter::AfterShardId(shard_id) => {
+            json!({"Type": "AFTER_SHARD_ID", "ShardId": shard_id})
+        }
+        ShardFilter::AtTrimHorizon => json!({"Type": "AT_TRIM_HORIZON"}),
+        ShardFilter::FromTrimHorizon => json!({"Type": "FROM_TRIM_HORIZON"}),
+        ShardFilter::AtLatest => json!({"Type": "AT_LATEST"}),
+        ShardFilter::AtTimestamp(time) => {
+            json!({"Type": "AT_TIMESTAMP", "Timestamp": time.as_secs_f64()})
+        }
+        ShardFilter::FromTimestamp(time) => {
+            json!({"Type": "FROM_TIMESTAMP", "Timestamp": time.as_secs_f64()})
+        }
+    }
+}
+
+fn seconds_to_millis(seconds: f64) -> EpochMillis {
+    EpochMillis((seconds * 1000.0).round() as i64)
+}
+
+fn protocol_error(message: impl Into<String>) -> KinesisError {
+    KinesisError::new(KinesisErrorKind::Other, message)
+}
+
+#[async_trait::async_trait]
+impl StreamClient for HttpStreamClient {
+    async fn describe_stream_summary(
+        &self,
+        stream_name: &str,
+    ) -> Result<StreamSummary, KinesisError> {
+        let output: WireDescribeStreamSummaryOutput = self
+            .call("DescribeStreamSummary", json!({"StreamName": stream_name}))
+            .await?;
+        let summary = output.stream_description_summary;
+        Ok(StreamSummary {
+            stream_name: summary.stream_name,
+            stream_arn: summary.stream_arn,
+            stream_status: summary.stream_status,
+            retention_period_hours: summary.retention_period_hours,
+            open_shard_count: summary.open_shard_count,
+            consumer_count: summary.consumer_count,
+            stream_creation_timestamp: seconds_to_millis(summary.stream_creation_timestamp),
+        })
+    }
+
+    async fn list_shards(
+        &self,
+        stream_name: &str,
+        filter: Option<ShardFilter>,
+    ) -> Result<Vec<Shard>, KinesisError> {
+        let mut shards = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let body = match &next_token {
+                Some(token) => json!({"NextToken": token}),
+                None => {
+                    let mut body = json!({"StreamName": stream_name});
+                    if let Some(filter) = &filter {
+                        body["ShardFilter"] = wire_filter(filter);
+                    }
+                    body
+                }
+            };
+            let page: WireListShardsOutput = self.call("ListShards", body).await?;
+            for shard in page.shards {
+                shards.push(Shard {
+                    shard_id: ShardId::from(shard.shard_id),
+                    parent_shard_id: shard.parent_shard_id.map(ShardId::from),
+                    adjacent_parent_shard_id: shard.adjacent_parent_shard_id.map(ShardId::from),
+                    hash_key_range: shard.hash_key_range.parse()?,
+                    sequence_number_range: SequenceNumberRange {
+                        starting_sequence_number: shard
+                            .sequence_number_range
+                            .starting_sequence_number,
+                        ending_sequence_number: shard.sequence_number_range.ending_sequence_number,
+                    },
+                });
+            }
+            match page.next_token {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(shards),
+            }
+        }
+    }
+
+    async fn get_shard_iterator(
+        &self,
+        stream_name: &str,
+        shard_id: &ShardId,
+        position: StartingPosition,
+    ) -> Result<String, KinesisError> {
+        let wire = wire_position(position);
+        let mut body = json!({
+            "StreamName": stream_name,
+            "ShardId": shard_id,
+            "ShardIteratorType": wire.kind,
+        });
+        if let Some(sequence) = wire.sequence_number {
+            body["StartingSequenceNumber"] = json!(sequence);
+        }
+        if let Some(timestamp) = wire.timestamp {
+            body["Timestamp"] = json!(timestamp);
+        }
+        let output: WireShardIterator = self.call("GetShardIterator", body).await?;
+        Ok(output.shard_iterator)
+    }
+
+    async fn get_records(
+        &self,
+        shard_iterator: &str,
+        limit: u32,
+    ) -> Result<GetRecordsOutput, KinesisError> {
+        let output: WireGetRecordsOutput = self
+            .call(
+                "GetRecords",
+                json!({"ShardIterator": shard_iterator, "Limit": limit}),
+            )
+            .await?;
+        Ok(GetRecordsOutput {
+            records: parse_records(output.records)?,
+            next_shard_iterator: output.next_shard_iterator,
+            millis_behind_latest: output.millis_behind_latest,
+            child_shards: parse_children(output.child_shards)?,
+        })
+    }
+
+    async fn register_stream_consumer(
+        &self,
+        stream_name: &str,
+        consumer_name: &str,
+    ) -> Result<ConsumerDescription, KinesisError> {
+        let stream_arn = self.stream_arn(stream_name).await?;
+        let body = json!({"StreamARN": stream_arn, "ConsumerName": consumer_name});
+        let registered: Result<WireRegisterOutput, KinesisError> =
+            self.call("RegisterStreamConsumer", body.clone()).await;
+        match registered {
+            Ok(output) => Ok(output.consumer.into_description(&stream_arn)),
+            Err(error) if error.kind == KinesisErrorKind::ResourceInUse => {
+                let output: WireDescribeConsumerOutput =
+                    self.call("DescribeStreamConsumer", body).await?;
+                Ok(output.consumer_description.into_description(&stream_arn))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn subscribe_to_shard(
+        &self,
+        consumer_arn: &str,
+        shard_id: &ShardId,
+        position: StartingPosition,
+    ) -> Result<Subscription, KinesisError> {
+        let body = json!({
+            "ConsumerARN": consumer_arn,
+            "ShardId": shard_id,
+            "StartingPosition": wire_position(position),
+        });
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let attempt = || async {
+            let response = self.send("SubscribeToShard", body.clone(), false).await?;
+            let mut events = response.bytes_stream();
+            let mut decoder = EventStreamDecoder::new();
+            // The first message must be the initial response; anything else is an error.
+            let first = loop {
+                if let Some(message) = decoder
+                    .next_message()
+                    .map_err(|error| CallError::Transport(error.to_string()))?
+                {
+                    break message;
+                }
+                match events.next().await {
+                    Some(Ok(chunk)) => decoder.push(&chunk),
+                    Some(Err(error)) => {
+                        return Err(CallError::Transport(format!("SubscribeToShard: {error}")));
+                    }
+                    None => {
+                        return Err(CallError::Transport(
+                            "SubscribeToShard stream ended before its initial response".to_owned(),
+                        ));
+                    }
+                }
+            };
+            if let Some(error) = exception_of(&first) {
+                return Err(CallError::Service { status: 400, error });
+            }
+            Ok((events, decoder))
+        };
+        let (events, decoder) = attempt
+            .retry(self.inner.retry.backoff())
+            .when(CallError::is_retryable)
+            .await
+            .map_err(CallError::into_kinesis)?;
+        let (sender, receiver) = mpsc::channel(4);
+        tokio::spawn(pump_events(events, decoder, sender));
+        Ok(Subscription::new(receiver))
+    }
+}
+
+/// The error carried by an exception message, if `message` is one.
+fn exception_of(message: &EventMessage) -> Option<KinesisError> {
+    let message_type = message.header(":message-type").unwrap_or("event");
+    if message_type == "event" {
+        return None;
+    }
+    let error_type = message
+        .header(":exception-type")
+        .or_else(|| message.header(":error-code"))
+        .unwrap_or("InternalFailure");
+    let parsed: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+    let text = parsed
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| message.header(":error-message"))
+        .unwrap_or("subscription failed");
+    Some(KinesisError::new(
+        KinesisErrorKind::from_aws_type(error_type),
+        text,
+    ))
+}
+
+fn decode_event(message: &EventMessage) -> Result<Option<SubscribeToShardEvent>, KinesisError> {
+    if let Some(error) = exception_of(message) {
+        return Err(error);
+    }
+    if message.header(":event-type") != Some("SubscribeToShardEvent") {
+        return Ok(None);
+    }
+    let event: WireSubscribeEvent = serde_json::from_slice(&message.payload)
+        .map_err(|error| protocol_error(format!("unreadable SubscribeToShardEvent: {error}")))?;
+    Ok(Some(SubscribeToShardEvent {
+        records: parse_records(event.records)?,
+        continuation_sequence_number: event.continuation_sequence_number,
+        millis_behind_latest: event.millis_behind_latest,
+        child_shards: parse_children(event.child_shards)?,
+    }))
+}
+
+/// Forwards decoded events to the subscription until the stream ends, fails, or the
+/// subscription is dropped.
+async fn pump_events<S, E>(
+    mut events: S,
+    mut decoder: EventStreamDecoder,
+    sender: mpsc::Sender<Result<SubscribeToShardEvent, KinesisError>>,
+) where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    loop {
+        loop {
+            let message = match decoder.next_message() {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(error) => {
+                    let _ = sender.send(Err(protocol_error(error.to_string()))).await;
+                    return;
+                }
+            };
+            match decode_event(&message) {
+                Ok(None) => continue,
+                Ok(Some(event)) => {
+                    if sender.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+            }
+        }
+        let chunk = tokio::select! {
+            chunk = events.next() => chunk,
+            () = sender.closed() => return,
+        };
+        match chunk {
+            Some(Ok(chunk)) => decoder.push(&chunk),
+            Some(Err(error)) => {
+                let _ = sender
+                    .send(Err(protocol_error(format!(
+                        "subscription stream failed: {error}"
+                    ))))
+                    .await;
+                return;
+            }
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! The shard consumer: one task per held lease, running the state machine
+//! waiting-on-parents → initializing → processing → shutting down → done.
+
+use crate::checkpointer::RecordCheckpointer;
+use crate::config::FailurePolicy;
+use crate::processor::{
+    InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
+};
+use crate::retrieval::{self, BatchReceiver, RecordBatch, RetrievalMode, ShardReadSpec};
+use crate::scheduler::WorkerContext;
+use futures::FutureExt;
+use kcl_core::checkpoint::Checkpointer;
+use kcl_core::held_lease::HeldLease;
+use kcl_core::kinesis::ChildShard;
+use kcl_core::lineage;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Signals the scheduler sends a consumer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumerSignals {
+    /// The lease was lost (renewal failed, another owner seen).
+    pub(crate) lost: CancellationToken,
+    /// Graceful shutdown was requested.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// How a consumer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConsumerExit {
+    /// The shard was processed to its end and SHARD_END stored.
+    ShardEnded,
+    /// The lease was lost; `lease_lost` was called if a processor existed.
+    LeaseLost,
+    /// Graceful shutdown; `shutdown_requested` was called and the lease released.
+    ShutdownRequested,
+    /// The failure policy stopped the shard; the lease was released.
+    Stopped,
+}
+
+/// Why processing stopped.
+enum Interrupt {
+    LeaseLost,
+    Shutdown,
+}
+
+/// The outcome of delivering one batch under the failure policy.
+enum Delivery {
+    Done,
+    Skipped,
+    StopShard,
+    Interrupted(Interrupt),
+}
+
+/// Runs a processor future, turning a panic into an error.
+async fn guarded<F>(future: F) -> Result<(), ProcessorError>
+where
+    F: Future<Output = Result<(), ProcessorError>>,
+{
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_owned());
+            Err(format!("processor panicked: {message}").into())
+        }
+    }
+}
+
+/// A retryable processor call.
+enum Call<'a> {
+    Initialize(InitializationInput),
+    ProcessRecords {
+        batch: &'a RecordBatch,
+        checkpointer: &'a RecordCheckpointer,
+    },
+}
+
+type ProcessorFuture<'p> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), ProcessorError>> + Send + 'p>>;
+
+impl Call<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Call::Initialize(_) => "initialize",
+            Call::ProcessRecords { .. } => "process_records",
+        }
+    }
+
+    fn invoke<'p>(&self, processor: &'p mut Box<dyn ShardRecordProcessor>) -> ProcessorFuture<'p> {
+        match self {
+            Call::Initialize(input) => processor.initialize(input.clone()),
+            Call::ProcessRecords {
+                batch,
+                checkpointer,
+            } => processor.process_records(ProcessRecordsInput {
+                records: batch.records.clone(),
+                checkpointer: (*checkpointer).clone(),
+                millis_behind_latest: batch.millis_behind_latest,
+                is_at_shard_end: batch.at_shard_end,
+                child_shards: batch.child_shards.clone(),
+            }),
+        }
+    }
+}
+
+struct Consumer {
+    ctx: Arc<WorkerContext>,
+    held: Arc<HeldLease>,
+    signals: ConsumerSignals,
+}
+
+impl Consumer {
+    fn failover(&self) -> Duration {
+        self.ctx.config.lease.failover_time()
+    }
+
+    fn now(&self) -> Duration {
+        self.ctx.config.clock.monotonic()
+    }
+
+    /// Time until the lease could have expired locally (zero if it already could have).
+    fn until_expiry(&self) -> Duration {
+        (self.held.last_renewal() + self.failover()).saturating_sub(self.now())
+            + Duration::from_millis(1)
+    }
+
+    /// Waits `duration`, unless the lease is lost or shutdown requested first.
+    async fn pause(&self, duration: Duration) -> Option<Interrupt> {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => None,
+            () = self.signals.lost.cancelled() => Some(Interrupt::LeaseLost),
+            () = self.signals.shutdown.cancelled() => Some(Interrupt::Shutdown),
+        }
+    }
+
+    fn still_held(&self) -> bool {
+        if self.held.is_held(self.now()) {
+            return true;
+        }
+        self.held.mark_lost();
+        false
+    }
+
+    /// WAITING_ON_PARENT_SHARDS: until every parent lease is finished or absent.
+    async fn wait_on_parents(&self) -> Option<Interrupt> {
+        let store = &self.ctx.config.lease_store;
+        loop {
+            if !self.still_held() {
+                return Some(Interrupt::LeaseLost);
+            }
+            let lease = self.held.lease().await;
+            if lease.parent_shard_ids.is_empty() {
+                return None;
+            }
+            let mut parents = Vec::with_capacity(lease.parent_shard_ids.len());
+            let mut readable = true;
+            for parent in &lease.parent_shard_ids {
+                match store.get_lease(parent).await {
+                    Ok(Some(parent_lease)) => parents.push(parent_lease),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, parent_shard_id = %parent, "reading parent lease failed");
+                        readable = false;
+                    }
+                }
+            }
+            if readable && lineage::is_ready_to_process(&lease, &parents) {
+                return None;
+            }
+            let interval = self.ctx.config.parent_shard_poll_interval;
+            if let Some(interrupt) = self.pause(interval.min(self.until_expiry())).await {
+                return Some(interrupt);
+            }
+        }
+    }
+
+    /// Retries `call` per the failure policy's backoff until it succeeds or is interrupted.
+    /// `limit` bounds the retries (`None` = forever). `Ok(false)`: retries exhausted.
+    async fn with_retries(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+        call: &Call<'_>,
+        limit: Option<u32>,
+    ) -> Result<bool, Interrupt> {
+        let mut backoff = self.ctx.config.min_retry_backoff;
+        let mut failures = 0u32;
+        loop {
+            self.ctx.config.wait_unpaused().await;
+            match guarded(call.invoke(processor)).await {
+                Ok(()) => return Ok(true),
+                Err(error) => {
+                    failures += 1;
+                    self.ctx
+                        .metrics
+                        .shard(self.held.shard_id())
+                        .processor_failed();
+                    tracing::warn!(error = %error, failures, what = call.name(), "record processor failed");
+                    if limit.is_some_and(|limit| failures > limit) {
+                        return Ok(false);
+                    }
+                }
+            }
+            if let Some(interrupt) = self.pause(backoff).await {
+                return Err(interrupt);
+            }
+            if !self.still_held() {
+                return Err(Interrupt::LeaseLost);
+            }
+            backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+        }
+    }
+
+    fn start_retrieval(
+        &self,
+        spec: ShardReadSpec,
+        cancel: CancellationToken,
+        consumer_arn: Option<String>,
+    ) -> BatchReceiver {
+        let client = self.ctx.config.stream_client.clone();
+        match (&self.ctx.config.retrieval, consumer_arn) {
+            (RetrievalMode::FanOut(config), Some(arn)) => {
+                retrieval::spawn_fan_out(client, spec, arn, config.clone(), cancel)
+            }
+            (RetrievalMode::Polling(config), _) => {
+                retrieval::spawn_polling(client, spec, config.clone(), cancel)
+            }
+            (RetrievalMode::FanOut(_), None) => {
+                retrieval::spawn_polling(client, spec, Default::default(), cancel)
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+        checkpointer: &RecordCheckpointer,
+        batch: &RecordBatch,
+    ) -> Delivery {
+        let limit = match self.ctx.config.failure_policy {
+            FailurePolicy::RetryForever => None,
+            FailurePolicy::RetryThenSkip { max_retries }
+            | FailurePolicy::StopShard { max_retries } => Some(max_retries),
+        };
+        let call = Call::ProcessRecords {
+            batch,
+            checkpointer,
+        };
+        let result = self.with_retries(processor, &call, limit).await;
+        match result {
+            Ok(true) => Delivery::Done,
+            Ok(false) => match self.ctx.config.failure_policy {
+                FailurePolicy::StopShard { .. } => Delivery::StopShard,
+                _ => Delivery::Skipped,
+            },
+            Err(interrupt) => Delivery::Interrupted(interrupt),
+        }
+    }
+
+    /// Creates the children's leases, records them on the parent, then calls `shard_ended`
+    /// until SHARD_END is stored.
+    async fn finish_shard(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+        checkpointer: &RecordCheckpointer,
+        children: &[ChildShard],
+    ) -> Result<(), Interrupt> {
+        let store = &self.ctx.config.lease_store;
+        let shard_id = self.held.shard_id().clone();
+        let child_leases = match lineage::child_leases_at_shard_end(&shard_id, children) {
+            Ok(leases) => leases,
+            Err(error) => {
+                tracing::error!(%error, "inconsistent child shards at shard end; the shard sync will create them");
+                Vec::new()
+            }
+        };
+        let mut backoff = self.ctx.config.min_retry_backoff;
+        for child in &child_leases {
+            loop {
+                if !self.still_held() {
+                    return Err(Interrupt::LeaseLost);
+                }
+                match store.create_lease_if_absent(child).await {
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, child_shard_id = %child.lease_key, "creating child lease failed");
+                        if let Some(interrupt) = self.pause(backoff).await {
+                            return Err(interrupt);
+                        }
+                        backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+                    }
+                }
+            }
+        }
+        let child_ids: Vec<_> = children
+            .iter()
+            .map(|child| child.shard_id.clone())
+            .collect();
+        if let Err(error) = store.update_lineage(&shard_id, &child_ids, None).await {
+            tracing::warn!(%error, "recording child shards on the parent lease failed");
+        }
+        let mut backoff = self.ctx.config.min_retry_backoff;
+        loop {
+            self.ctx.config.wait_unpaused().await;
+            if let Err(error) = guarded(processor.shard_ended(checkpointer.clone())).await {
+                self.ctx.metrics.shard(&shard_id).processor_failed();
+                tracing::warn!(%error, "shard_ended failed");
+            }
+            if self.held.lease().await.checkpoint.is_shard_end() {
+                return Ok(());
+            }
+            if !self.still_held() {
+                return Err(Interrupt::LeaseLost);
+            }
+            tracing::warn!(
+                "the processor did not checkpoint at shard end; calling shard_ended again"
+            );
+            if let Some(interrupt) = self.pause(backoff).await {
+                return Err(interrupt);
+            }
+            backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+        }
+    }
+
+    async fn release(&self) {
+        if let Err(error) = self.held.evict(self.ctx.config.lease_store.as_ref()).await {
+            tracing::debug!(%error, "releasing the lease failed (it may have been lost already)");
+        }
+    }
+
+    async fn on_interrupt(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+        checkpointer: &RecordCheckpointer,
+        interrupt: Interrupt,
+    ) -> ConsumerExit {
+        self.ctx.config.wait_unpaused().await;
+        match interrupt {
+            Interrupt::LeaseLost => {
+                self.held.mark_lost();
+                if let Err(error) = guarded(processor.lease_lost()).await {
+                    tracing::warn!(%error, "lease_lost failed");
+                }
+                ConsumerExit::LeaseLost
+            }
+            Interrupt::Shutdown => {
+                if self.still_held() {
+                    if let Err(error) =
+                        guarded(processor.shutdown_requested(checkpointer.clone())).await
+                    {
+                        tracing::warn!(%error, "shutdown_requested failed");
+                    }
+                    self.release().await;
+                    ConsumerExit::ShutdownRequested
+                } else {
+                    if let Err(error) = guarded(processor.lease_lost()).await {
+                        tracing::warn!(%error, "lease_lost failed");
+                    }
+                    ConsumerExit::LeaseLost
+                }
+            }
+        }
+    }
+
+    async fn run(self) -> ConsumerExit {
+        match self.wait_on_parents().await {
+            None => {}
+            Some(Interrupt::LeaseLost) => return ConsumerExit::LeaseLost,
+            Some(Interrupt::Shutdown) => {
+                self.release().await;
+                return ConsumerExit::ShutdownRequested;
+            }
+        }
+        let shard_id = self.held.shard_id().clone();
+        let metrics = self.ctx.metrics.shard(&shard_id);
+        let config = &self.ctx.config;
+        let core = Checkpointer::new(
+            self.held.clone(),
+            config.lease_store.clone(),
+            config.clock.clone(),
+        );
+        let checkpointer = RecordCheckpointer::new(core, metrics.clone());
+        let lease = self.held.lease().await;
+        let Some(start) = config.initial_position.starting_position(&lease.checkpoint) else {
+            // Already at SHARD_END: nothing to read.
+            self.release().await;
+            return ConsumerExit::ShardEnded;
+        };
+        let mut processor = self.ctx.factory.create_processor(&shard_id);
+        let input = InitializationInput {
+            shard_id: shard_id.clone(),
+            extended_sequence_number: lease.checkpoint,
+            pending_checkpoint: lease.pending_checkpoint,
+            pending_state: lease.pending_checkpoint_state.clone(),
+        };
+        if let Err(interrupt) = self
+            .with_retries(&mut processor, &Call::Initialize(input), None)
+            .await
+        {
+            return self
+                .on_interrupt(&mut processor, &checkpointer, interrupt)
+                .await;
+        }
+        let consumer_arn = match &config.retrieval {
+            RetrievalMode::FanOut(_) => match self.ctx.consumer_arn(&self.signals).await {
+                Some(arn) => Some(arn),
+                None => {
+                    return self
+                        .on_interrupt(&mut processor, &checkpointer, Interrupt::Shutdown)
+                        .await;
+                }
+            },
+            RetrievalMode::Polling(_) => None,
+        };
+        let retrieval_cancel = CancellationToken::new();
+        let _stop_retrieval = retrieval_cancel.clone().drop_guard();
+        let spec = ShardReadSpec {
+            stream_name: config.stream_name.clone(),
+            shard_id: shard_id.clone(),
+            checkpoint: lease.checkpoint,
+            start,
+            hash_key_range: lease.hash_key_range,
+        };
+        let mut batches = self.start_retrieval(spec, retrieval_cancel, consumer_arn);
+        loop {
+            let batch = tokio::select! {
+                biased;
+                () = self.signals.lost.cancelled() => {
+                    return self.on_interrupt(&mut processor, &checkpointer, Interrupt::LeaseLost).await;
+                }
+                () = self.signals.shutdown.cancelled() => {
+                    return self.on_interrupt(&mut processor, &checkpointer, Interrupt::Shutdown).await;
+                }
+                () = tokio::time::sleep(self.until_expiry()) => {
+                    config.wait_unpaused().await;
+                    if !self.still_held() {
+                        return self.on_interrupt(&mut processor, &checkpointer, Interrupt::LeaseLost).await;
+                    }
+                    continue;
+                }
+                batch = batches.next() => batch,
+            };
+            let batch = match batch {
+                Some(Ok(batch)) => batch,
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "reading the shard failed; retrying");
+                    continue;
+                }
+                None => {
+                    tracing::error!("retrieval stopped unexpectedly; releasing the lease");
+                    self.release().await;
+                    return ConsumerExit::Stopped;
+                }
+            };
+            config.wait_unpaused().await;
+            if !self.still_held() {
+                return self
+                    .on_interrupt(&mut processor, &checkpointer, Interrupt::LeaseLost)
+                    .await;
+            }
+            // Records come in increasing order: the last one is the largest delivered.
+            if let Some(last) = batch.records.last() {
+                checkpointer
+                    .core()
+                    .record_delivered(last.extended_sequence_number());
+            }
+            if batch.at_shard_end {
+                checkpointer.core().mark_shard_end();
+            }
+            if !batch.records.is_empty() {
+                match self.deliver(&mut processor, &checkpointer, &batch).await {
+                    Delivery::Done => metrics.batch_processed(
+                        batch.records.len(),
+                        batch.bytes,
+                        batch.millis_behind_latest,
+                    ),
+                    Delivery::Skipped => tracing::error!(
+                        records = batch.records.len(),
+                        "skipping a batch after repeated processor failures"
+                    ),
+                    Delivery::StopShard => {
+                        tracing::error!(
+                            "stopping the shard after repeated processor failures; releasing its lease"
+                        );
+                        self.release().await;
+                        if let Err(error) = guarded(processor.lease_lost()).await {
+                            tracing::warn!(%error, "lease_lost failed");
+                        }
+                        return ConsumerExit::Stopped;
+                    }
+                    Delivery::Interrupted(interrupt) => {
+                        return self
+                            .on_interrupt(&mut processor, &checkpointer, interrupt)
+                            .await;
+                    }
+                }
+            }
+            if batch.at_shard_end {
+                return match self
+                    .finish_shard(&mut processor, &checkpointer, &batch.child_shards)
+                    .await
+                {
+                    Ok(()) => {
+                        self.ctx.shard_sync_now.notify_one();
+                        self.release().await;
+                        ConsumerExit::ShardEnded
+                    }
+                    Err(interrupt) => {
+                        self.on_interrupt(&mut processor, &checkpointer, interrupt)
+                            .await
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Runs the consumer of one held lease to completion.
+pub(crate) async fn run_consumer(
+    ctx: Arc<WorkerContext>,
+    held: Arc<HeldLease>,
+    signals: ConsumerSignals,
+) -> ConsumerExit {
+    Consumer { ctx, held, signals }.run().await
+}

@@ -1,0 +1,37 @@
+//! The errors of the worker runtime.
+
+use kcl_core::kinesis::KinesisError;
+use kcl_core::lease_store::LeaseStoreError;
+
+/// Why a worker operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// A configuration value breaks a rule.
+    #[error("invalid configuration: {field} {reason}")]
+    InvalidConfig {
+        /// The offending setting.
+        field: &'static str,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// The stream service failed.
+    #[error("stream error: {0}")]
+    Stream(#[from] KinesisError),
+    /// The lease store failed.
+    #[error("lease store error: {0}")]
+    LeaseStore(#[from] LeaseStoreError),
+    /// The worker was already run or shut down.
+    #[error("the scheduler is already running or has stopped")]
+    AlreadyRunning,
+}
+
+impl WorkerError {
+    /// An [`WorkerError::InvalidConfig`] for `field`.
+    pub fn invalid_config(field: &'static str, reason: impl Into<String>) -> Self {
+        WorkerError::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

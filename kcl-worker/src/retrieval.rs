@@ -1,0 +1,731 @@
+//! Retrieval: a background task per shard that reads records (polling `GetRecords` or an
+//! enhanced fan-out subscription), de-aggregates them and hands batches to the shard consumer
+//! through a bounded prefetch queue.
+//!
+//! Memory stays bounded whatever the backlog: the queue holds at most
+//! `max_prefetch_batches` batches, and a batch is only queued once its bytes fit the
+//! `max_prefetch_bytes` budget (the budget is returned when the consumer drops the batch).
+
+use crate::kpl;
+use crate::record::KinesisClientRecord;
+use kcl_core::kinesis::{
+    ChildShard, HashKeyRange, KinesisError, KinesisErrorKind, Record, SequenceNumber, ShardId,
+    StartingPosition,
+};
+use kcl_core::lease::ExtendedSequenceNumber;
+use kcl_core::stream_client::StreamClient;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// How records are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrievalMode {
+    /// `GetShardIterator` + `GetRecords` in a loop.
+    Polling(PollingConfig),
+    /// Enhanced fan-out: `RegisterStreamConsumer` + `SubscribeToShard`.
+    FanOut(FanOutConfig),
+}
+
+impl Default for RetrievalMode {
+    fn default() -> Self {
+        RetrievalMode::Polling(PollingConfig::default())
+    }
+}
+
+/// Settings of polling retrieval (Java defaults where they exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollingConfig {
+    /// `Limit` of each `GetRecords` (1–10000, default 10000).
+    pub max_records: u32,
+    /// Pause after an empty read (default 1500 ms, Java's `idleTimeBetweenReadsInMillis`).
+    pub idle_time_between_reads: Duration,
+    /// Batches fetched ahead of processing (default 4, `maxPendingProcessRecordsInput`).
+    pub max_prefetch_batches: usize,
+    /// Bytes fetched ahead of processing (default 32 MiB).
+    pub max_prefetch_bytes: usize,
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        PollingConfig {
+            max_records: 10_000,
+            idle_time_between_reads: Duration::from_millis(1_500),
+            max_prefetch_batches: 4,
+            max_prefetch_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Settings of enhanced fan-out retrieval.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FanOutConfig {
+    /// The consumer name to register; `None` uses the application name.
+    pub consumer_name: Option<String>,
+    /// Batches buffered ahead of processing (0 = default 4).
+    pub max_prefetch_batches: usize,
+    /// Bytes buffered ahead of processing (0 = default 32 MiB).
+    pub max_prefetch_bytes: usize,
+}
+
+/// One batch handed to the shard consumer.
+#[derive(Debug)]
+pub struct RecordBatch {
+    /// De-aggregated records above the starting checkpoint, in order.
+    pub records: Vec<KinesisClientRecord>,
+    /// Bytes of payload and partition keys in the batch (as fetched).
+    pub bytes: usize,
+    /// How far the batch is behind the tip of the shard.
+    pub millis_behind_latest: u64,
+    /// Whether the shard is closed and this is its last batch.
+    pub at_shard_end: bool,
+    /// The children of a closed shard (with `at_shard_end`).
+    pub child_shards: Vec<ChildShard>,
+    /// The largest raw sequence number fetched in this batch, if any.
+    pub last_sequence_number: Option<SequenceNumber>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// What a retriever needs to read one shard.
+#[derive(Debug, Clone)]
+pub struct ShardReadSpec {
+    /// The stream's name.
+    pub stream_name: String,
+    /// The shard.
+    pub shard_id: ShardId,
+    /// The checkpoint to resume after (records at or below it are never delivered).
+    pub checkpoint: ExtendedSequenceNumber,
+    /// Where to start reading (`InitialPosition::starting_position` of the checkpoint).
+    pub start: StartingPosition,
+    /// The shard's hash-key range, used to drop de-aggregated records that belong elsewhere.
+    pub hash_key_range: Option<HashKeyRange>,
+}
+
+/// The receiving side of a running retriever.
+#[derive(Debug)]
+pub struct BatchReceiver {
+    batches: mpsc::Receiver<Result<RecordBatch, KinesisError>>,
+}
+
+impl BatchReceiver {
+    /// The next batch; `None` when the retriever stopped (cancelled or after shard end).
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, KinesisError>> {
+        self.batches.recv().await
+    }
+}
+
+/// Bounded hand-off of batches with a byte budget.
+struct BatchSender {
+    batches: mpsc::Sender<Result<RecordBatch, KinesisError>>,
+    budget: Arc<Semaphore>,
+    max_bytes: usize,
+    cancel: CancellationToken,
+}
+
+impl BatchSender {
+    /// Queues a batch once its bytes fit the budget. Returns false when the consumer is gone or
+    /// the retriever was cancelled.
+    async fn send(&self, mut batch: RecordBatch) -> bool {
+        let wanted = batch.bytes.clamp(1, self.max_bytes) as u32;
+        let permit = tokio::select! {
+            permit = self.budget.clone().acquire_many_owned(wanted) => permit.ok(),
+            () = self.cancel.cancelled() => None,
+        };
+        let Some(permit) = permit else { return false };
+        batch._budget = Some(permit);
+        tokio::select! {
+            sent = self.batches.send(Ok(batch)) => sent.is_ok(),
+            () = self.cancel.cancelled() => false,
+        }
+    }
+
+    async fn send_error(&self, error: KinesisError) -> bool {
+        tokio::select! {
+            sent = self.batches.send(Err(error)) => sent.is_ok(),
+            () = self.cancel.cancelled() => false,
+        }
+    }
+}
+
+fn channel(
+    max_batches: usize,
+    max_bytes: usize,
+    cancel: CancellationToken,
+) -> (BatchSender, BatchReceiver) {
+    let max_bytes = max_bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let (sender, receiver) = mpsc::channel(max_batches.max(1));
+    (
+        BatchSender {
+            batches: sender,
+            budget: Arc::new(Semaphore::new(max_bytes)),
+            max_bytes,
+            cancel,
+        },
+        BatchReceiver { batches: receiver },
+    )
+}
+
+/// Filters and de-aggregates fetched records.
+struct BatchBuilder {
+    checkpoint: ExtendedSequenceNumber,
+    hash_key_range: Option<HashKeyRange>,
+    /// Raw sequence numbers at or below this were already delivered by this retriever.
+    last_fetched: Option<SequenceNumber>,
+}
+
+impl BatchBuilder {
+    fn build(
+        &mut self,
+        raw: Vec<Record>,
+        millis_behind_latest: u64,
+        child_shards: Vec<ChildShard>,
+        at_shard_end: bool,
+    ) -> RecordBatch {
+        let mut bytes = 0usize;
+        let mut records = Vec::with_capacity(raw.len());
+        let mut last_sequence_number = None;
+        for record in raw {
+            let sequence = record.sequence_number;
+            if self.last_fetched.is_some_and(|last| sequence <= last) {
+                continue;
+            }
+            bytes += record.data.len() + record.partition_key.len();
+            last_sequence_number = Some(sequence);
+            let checkpoint = self.checkpoint;
+            let above_checkpoint =
+                |user: &KinesisClientRecord| user.extended_sequence_number() > checkpoint;
+            let is_aggregated = record.data.starts_with(&kpl::KPL_MAGIC);
+            if is_aggregated {
+                records.extend(
+                    kpl::deaggregate(record, self.hash_key_range)
+                        .into_iter()
+                        .filter(above_checkpoint),
+                );
+            } else {
+                let user = KinesisClientRecord::plain(record);
+                if above_checkpoint(&user) {
+                    records.push(user);
+                }
+            }
+        }
+        if last_sequence_number.is_some() {
+            self.last_fetched = last_sequence_number;
+        }
+        RecordBatch {
+            records,
+            bytes,
+            millis_behind_latest,
+            at_shard_end,
+            child_shards,
+            last_sequence_number,
+            _budget: None,
+        }
+    }
+
+    /// Where to re-read from after an interruption: after the last fetched record, else the
+    /// original start.
+    fn resume_position(&self, original: StartingPosition) -> StartingPosition {
+        match self.last_fetched {
+            Some(sequence) => StartingPosition::AfterSequenceNumber(sequence),
+            None => original,
+        }
+    }
+}
+
+/// Starts a polling retriever for `spec`; batches arrive on the returned receiver.
+pub fn spawn_polling(
+    client: Arc<dyn StreamClient>,
+    spec: ShardReadSpec,
+    config: PollingConfig,
+    cancel: CancellationToken,
+) -> BatchReceiver {
+    let (sender, receiver) = channel(
+        config.max_prefetch_batches,
+        config.max_prefetch_bytes,
+        cancel.clone(),
+    );
+    let span = tracing::info_span!("polling", shard_id = %spec.shard_id);
+    tokio::spawn(tracing::Instrument::instrument(
+        poll_shard(client, spec, config, sender, cancel),
+        span,
+    ));
+    receiver
+}
+
+const ERROR_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => true,
+        () = cancel.cancelled() => false,
+    }
+}
+
+async fn poll_shard(
+    client: Arc<dyn StreamClient>,
+    spec: ShardReadSpec,
+    config: PollingConfig,
+    sender: BatchSender,
+    cancel: CancellationToken,
+) {
+    let original_start = spec.start;
+    let mut builder = BatchBuilder {
+        checkpoint: spec.checkpoint,
+        hash_key_range: spec.hash_key_range,
+        last_fetched: None,
+    };
+    let mut iterator: Option<String> = None;
+    let mut backoff = ERROR_BACKOFF_MIN;
+    while !cancel.is_cancelled() {
+        let current = match iterator.take() {
+            Some(current) => current,
+            None => {
+                let position = builder.resume_position(original_start);
+                match client
+                    .get_shard_iterator(&spec.stream_name, &spec.shard_id, position)
+                    .await
+                {
+                    Ok(created) => created,
+                    Err(error) => {
+                        tracing::warn!(%error, "get shard iterator failed");
+                        if !report_and_wait(&sender, error, &mut backoff, &cancel).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let output = tokio::select! {
+            output = client.get_records(&current, config.max_records) => output,
+            () = cancel.cancelled() => return,
+        };
+        let output = match output {
+            Ok(output) => output,
+            Err(error) if error.kind == KinesisErrorKind::ExpiredIterator => {
+                tracing::debug!(
+                    "shard iterator expired; re-creating it from the last fetched record"
+                );
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "get records failed");
+                iterator = Some(current);
+                if !report_and_wait(&sender, error, &mut backoff, &cancel).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = ERROR_BACKOFF_MIN;
+        let at_shard_end = output.next_shard_iterator.is_none();
+        let fetched_nothing = output.records.is_empty();
+        let batch = builder.build(
+            output.records,
+            output.millis_behind_latest,
+            output.child_shards,
+            at_shard_end,
+        );
+        if (!fetched_nothing || at_shard_end) && !sender.send(batch).await {
+            return;
+        }
+        if at_shard_end {
+            return;
+        }
+        iterator = output.next_shard_iterator;
+        if fetched_nothing && !sleep_or_cancel(config.idle_time_between_reads, &cancel).await {
+            return;
+        }
+    }
+}
+
+/// Reports a non-transient error to the consumer (for metrics/logs) and backs off.
+async fn report_and_wait(
+    sender: &BatchSender,
+    error: KinesisError,
+    backoff: &mut Duration,
+    cancel: &CancellationToken,
+) -> bool {
+    if !sender.send_error(error).await {
+        return false;
+    }
+    let waited = sleep_or_cancel(*backoff, cancel).await;
+    *backoff = (*backoff * 2).min(ERROR_BACKOFF_MAX);
+    waited
+}
+
+/// Starts an enhanced fan-out retriever for `spec` through the registered `consumer_arn`.
+pub fn spawn_fan_out(
+    client: Arc<dyn StreamClient>,
+    spec: ShardReadSpec,
+    consumer_arn: String,
+    config: FanOutConfig,
+    cancel: CancellationToken,
+) -> BatchReceiver {
+    let max_batches = if config.max_prefetch_batches == 0 {
+        4
+    } else {
+        config.max_prefetch_batches
+    };
+    let max_bytes = if config.max_prefetch_bytes == 0 {
+        32 * 1024 * 1024
+    } else {
+        config.max_prefetch_bytes
+    };
+    let (sender, receiver) = channel(max_batches, max_bytes, cancel.clone());
+    let span = tracing::info_span!("fan_out", shard_id = %spec.shard_id);
+    tokio::spawn(tracing::Instrument::instrument(
+        subscribe_shard(client, spec, consumer_arn, sender, cancel),
+        span,
+    ));
+    receiver
+}
+
+async fn subscribe_shard(
+    client: Arc<dyn StreamClient>,
+    spec: ShardReadSpec,
+    consumer_arn: String,
+    sender: BatchSender,
+    cancel: CancellationToken,
+) {
+    let original_start = spec.start;
+    let mut builder = BatchBuilder {
+        checkpoint: spec.checkpoint,
+        hash_key_range: spec.hash_key_range,
+        last_fetched: None,
+    };
+    // Where to resubscribe when nothing was delivered yet: the last continuation point.
+    let mut continuation: Option<SequenceNumber> = None;
+    let mut backoff = ERROR_BACKOFF_MIN;
+    while !cancel.is_cancelled() {
+        let position = match (builder.last_fetched, continuation) {
+            (Some(last), _) => StartingPosition::AfterSequenceNumber(last),
+            (None, Some(next)) => StartingPosition::AfterSequenceNumber(next),
+            (None, None) => original_start,
+        };
+        let subscribed = tokio::select! {
+            subscribed = client.subscribe_to_shard(&consumer_arn, &spec.shard_id, position) => subscribed,
+            () = cancel.cancelled() => return,
+        };
+        let mut subscription = match subscribed {
+            Ok(subscription) => subscription,
+            Err(error) => {
+                // Resubscribing too early is ResourceInUse; wait and retry quietly.
+                if error.kind != KinesisErrorKind::ResourceInUse {
+                    tracing::warn!(%error, "subscribe to shard failed");
+                    if !sender.send_error(error).await {
+                        return;
+                    }
+                }
+                if !sleep_or_cancel(backoff, &cancel).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+                continue;
+            }
+        };
+        backoff = ERROR_BACKOFF_MIN;
+        loop {
+            let event = tokio::select! {
+                event = subscription.next_event() => event,
+                () = cancel.cancelled() => return,
+            };
+            match event {
+                None => break,
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "subscription failed; resubscribing");
+                    break;
+                }
+                Some(Ok(event)) => {
+                    let at_shard_end = event.continuation_sequence_number.is_none();
+                    if let Some(next) = event.continuation_sequence_number {
+                        continuation = Some(next);
+                    }
+                    let fetched_nothing = event.records.is_empty();
+                    let batch = builder.build(
+                        event.records,
+                        event.millis_behind_latest,
+                        event.child_shards,
+                        at_shard_end,
+                    );
+                    if (!fetched_nothing || at_shard_end) && !sender.send(batch).await {
+                        return;
+                    }
+                    if at_shard_end {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use kcl_core::kinesis::{
+        ConsumerDescription, EpochMillis, GetRecordsOutput, Shard, ShardFilter, StreamSummary,
+    };
+    use kcl_core::stream_client::Subscription;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An endless shard: every GetRecords returns `batch` records of `size` bytes; iterators
+    /// encode the next sequence number; the first GetRecords of iterator "expire" fails.
+    struct FakeShard {
+        batch: usize,
+        size: usize,
+        get_records_calls: AtomicUsize,
+        iterator_requests: Mutex<Vec<StartingPosition>>,
+        expire_once: AtomicUsize,
+    }
+
+    impl FakeShard {
+        fn new(batch: usize, size: usize) -> Self {
+            FakeShard {
+                batch,
+                size,
+                get_records_calls: AtomicUsize::new(0),
+                iterator_requests: Mutex::new(Vec::new()),
+                expire_once: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    fn unsupported() -> KinesisError {
+        KinesisError::new(KinesisErrorKind::Other, "not supported by the fake")
+    }
+
+    #[async_trait::async_trait]
+    impl StreamClient for FakeShard {
+        async fn describe_stream_summary(&self, _: &str) -> Result<StreamSummary, KinesisError> {
+            Err(unsupported())
+        }
+        async fn list_shards(
+            &self,
+            _: &str,
+            _: Option<ShardFilter>,
+        ) -> Result<Vec<Shard>, KinesisError> {
+            Err(unsupported())
+        }
+        async fn get_shard_iterator(
+            &self,
+            _: &str,
+            _: &ShardId,
+            position: StartingPosition,
+        ) -> Result<String, KinesisError> {
+            self.iterator_requests.lock().expect("lock").push(position);
+            let next = match position {
+                StartingPosition::AfterSequenceNumber(sequence) => {
+                    sequence.to_u128().unwrap_or(0) + 1
+                }
+                StartingPosition::AtSequenceNumber(sequence) => sequence.to_u128().unwrap_or(0),
+                _ => 1,
+            };
+            Ok(next.to_string())
+        }
+        async fn get_records(
+            &self,
+            iterator: &str,
+            _: u32,
+        ) -> Result<GetRecordsOutput, KinesisError> {
+            let call = self.get_records_calls.fetch_add(1, Ordering::SeqCst);
+            if call == 1 && self.expire_once.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(KinesisError::new(
+                    KinesisErrorKind::ExpiredIterator,
+                    "Iterator expired.",
+                ));
+            }
+            let first: u128 = iterator.parse().unwrap_or(1);
+            let records = (0..self.batch as u128)
+                .map(|offset| Record {
+                    sequence_number: SequenceNumber::from_u128(first + offset),
+                    approximate_arrival_timestamp: EpochMillis(0),
+                    data: Bytes::from(vec![0u8; self.size]),
+                    partition_key: Arc::from("k"),
+                    explicit_hash_key: None,
+                })
+                .collect();
+            Ok(GetRecordsOutput {
+                records,
+                next_shard_iterator: Some((first + self.batch as u128).to_string()),
+                millis_behind_latest: 0,
+                child_shards: Vec::new(),
+            })
+        }
+        async fn register_stream_consumer(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<ConsumerDescription, KinesisError> {
+            Err(unsupported())
+        }
+        async fn subscribe_to_shard(
+            &self,
+            _: &str,
+            _: &ShardId,
+            _: StartingPosition,
+        ) -> Result<Subscription, KinesisError> {
+            Err(unsupported())
+        }
+    }
+
+    fn spec(checkpoint: ExtendedSequenceNumber, start: StartingPosition) -> ShardReadSpec {
+        ShardReadSpec {
+            stream_name: "s".to_owned(),
+            shard_id: ShardId::from_index(0),
+            checkpoint,
+            start,
+            hash_key_range: None,
+        }
+    }
+
+    async fn settle() {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prefetch_is_bounded_by_batches_and_by_bytes() {
+        // (max batches, max bytes, batch bytes) → most GetRecords calls while nobody reads:
+        // the queued batches plus one fetched batch waiting for room.
+        let cases = [
+            (2usize, 1 << 30, 10 * 10usize, 3usize),
+            (8, 250, 100, 3),
+            (8, 50, 100, 2),
+        ];
+        for (max_batches, max_bytes, batch_bytes, most_calls) in cases {
+            let fake = Arc::new(FakeShard::new(10, batch_bytes / 10 - 1));
+            fake.expire_once.store(1, Ordering::SeqCst);
+            let config = PollingConfig {
+                max_records: 10,
+                idle_time_between_reads: Duration::from_millis(10),
+                max_prefetch_batches: max_batches,
+                max_prefetch_bytes: max_bytes,
+            };
+            let cancel = CancellationToken::new();
+            let mut receiver = spawn_polling(
+                fake.clone(),
+                spec(
+                    ExtendedSequenceNumber::TRIM_HORIZON,
+                    StartingPosition::TrimHorizon,
+                ),
+                config,
+                cancel.clone(),
+            );
+            settle().await;
+            let calls = fake.get_records_calls.load(Ordering::SeqCst);
+            assert!(
+                calls <= most_calls,
+                "case {max_batches}/{max_bytes}: {calls} calls"
+            );
+            // Draining lets it go on, in order.
+            let mut last = SequenceNumber::ZERO;
+            for _ in 0..5 {
+                let batch = receiver.next().await.expect("batch").expect("ok");
+                for record in &batch.records {
+                    assert!(record.sequence_number > last);
+                    last = record.sequence_number;
+                }
+            }
+            cancel.cancel();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_iterator_is_recreated_after_the_last_fetched_record() {
+        let fake = Arc::new(FakeShard::new(5, 10));
+        let cancel = CancellationToken::new();
+        let mut receiver = spawn_polling(
+            fake.clone(),
+            spec(
+                ExtendedSequenceNumber::TRIM_HORIZON,
+                StartingPosition::TrimHorizon,
+            ),
+            PollingConfig::default(),
+            cancel.clone(),
+        );
+        let mut delivered = Vec::new();
+        while delivered.len() < 15 {
+            let batch = receiver.next().await.expect("batch").expect("ok");
+            delivered.extend(
+                batch
+                    .records
+                    .iter()
+                    .map(|record| record.sequence_number.to_u128().unwrap_or(0)),
+            );
+        }
+        cancel.cancel();
+        assert_eq!(
+            delivered[..15],
+            (1..=15).collect::<Vec<u128>>()[..],
+            "no gap, no duplicate"
+        );
+        let requests = fake.iterator_requests.lock().expect("lock").clone();
+        assert_eq!(
+            requests[..2],
+            [
+                StartingPosition::TrimHorizon,
+                StartingPosition::AfterSequenceNumber(SequenceNumber::from_u128(5))
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_at_or_below_the_checkpoint_are_not_delivered() {
+        use crate::kpl::{UserRecord, aggregate};
+        // An aggregate of 4 user records at sequence 7, checkpointed at sub-sequence 1.
+        let users: Vec<UserRecord> = (0..4)
+            .map(|index| UserRecord {
+                partition_key: format!("k{index}"),
+                explicit_hash_key: None,
+                data: Bytes::from(format!("u{index}")),
+            })
+            .collect();
+        let mut builder = BatchBuilder {
+            checkpoint: ExtendedSequenceNumber::new(SequenceNumber::from_u128(7), 1),
+            hash_key_range: None,
+            last_fetched: None,
+        };
+        let record = |sequence: u128, data: Bytes| Record {
+            sequence_number: SequenceNumber::from_u128(sequence),
+            approximate_arrival_timestamp: EpochMillis(0),
+            data,
+            partition_key: Arc::from("k0"),
+            explicit_hash_key: None,
+        };
+        let batch = builder.build(
+            vec![
+                record(7, aggregate(&users)),
+                record(8, Bytes::from_static(b"plain")),
+            ],
+            0,
+            Vec::new(),
+            false,
+        );
+        let positions: Vec<(u128, u64)> = batch
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.sequence_number.to_u128().unwrap_or(0),
+                    r.sub_sequence_number,
+                )
+            })
+            .collect();
+        assert_eq!(positions, vec![(7, 2), (7, 3), (8, 0)]);
+        // A re-read overlapping what was fetched delivers nothing twice.
+        let again = builder.build(
+            vec![record(8, Bytes::from_static(b"plain"))],
+            0,
+            Vec::new(),
+            false,
+        );
+        assert!(again.records.is_empty());
+    }
+}

@@ -1,0 +1,17 @@
+//! An in-process fleet toolkit for tests (and for users testing their processors): a
+//! [`Fleet`](fleet::Fleet) of workers over an embedded broker and one lease table, recording
+//! processors, pausable I/O, and a [`validate`](validator::validate) function that checks
+//! delivery guarantees from a list of observations.
+
+pub mod fleet;
+pub mod pausable;
+pub mod recording;
+pub mod validator;
+
+pub use fleet::{Fleet, FleetConfig};
+pub use recording::{
+    FaultPlan, HoldPlan, ObservationLog, RecordingProcessor, RecordingProcessorFactory,
+};
+pub use validator::{
+    Observation, ObservationKind, ProducedRecord, ValidationReport, ValidationRules, validate,
+};

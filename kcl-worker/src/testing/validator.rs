@@ -1,0 +1,460 @@
+//! Checks what processors observed against what was produced. Input-agnostic: feed it
+//! observations from in-process recording processors or records read back from sinks.
+
+use bytes::Bytes;
+use kcl_core::kinesis::ShardId;
+use kcl_core::lease::ExtendedSequenceNumber;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A record as a producer put it. Records are identified by `data` (make payloads unique).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedRecord {
+    /// The partition key.
+    pub partition_key: String,
+    /// The unique payload.
+    pub data: Bytes,
+}
+
+/// What a processor saw or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservationKind {
+    /// `initialize` with the start position.
+    Initialized {
+        /// The checkpoint processing resumed from.
+        start: ExtendedSequenceNumber,
+    },
+    /// A record handed to `process_records` (and processed successfully).
+    Processed {
+        /// Its partition key.
+        partition_key: String,
+        /// Its payload.
+        data: Bytes,
+        /// Its position.
+        position: ExtendedSequenceNumber,
+    },
+    /// A checkpoint attempt and whether the store accepted it.
+    Checkpointed {
+        /// The position asked for.
+        position: ExtendedSequenceNumber,
+        /// Whether it was stored.
+        accepted: bool,
+    },
+    /// `shard_ended` (after a successful checkpoint at SHARD_END).
+    ShardEnded,
+    /// `lease_lost`.
+    LeaseLost,
+    /// `shutdown_requested`.
+    ShutdownRequested,
+}
+
+/// One observation, in global order (the order of the list given to the validator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The worker.
+    pub worker_id: String,
+    /// The shard.
+    pub shard_id: ShardId,
+    /// One id per processor instance (a lease acquisition).
+    pub session: u64,
+    /// What happened.
+    pub kind: ObservationKind,
+}
+
+/// What to allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidationRules {
+    /// Whether a record may be processed more than once (after a crash or pause it may, but
+    /// only above the last checkpoint).
+    pub allow_duplicates: bool,
+}
+
+impl Default for ValidationRules {
+    fn default() -> Self {
+        ValidationRules {
+            allow_duplicates: true,
+        }
+    }
+}
+
+/// The outcome of a validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationReport {
+    /// Every violation found, described.
+    pub errors: Vec<String>,
+    /// Distinct records processed.
+    pub unique_processed: usize,
+    /// Extra deliveries (processings beyond the first).
+    pub duplicates: usize,
+}
+
+impl ValidationReport {
+    /// Whether no violation was found.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Validates observations.
+///
+/// Checks: every produced record was processed; within a session records come in increasing
+/// position and above the session's start; per partition key, records were first processed in
+/// produced order (across parent → child shards); a child shard starts only after each of its
+/// parents (that anyone processed) ended; no checkpoint is accepted from a session after a later
+/// session of the same shard started (no stale checkpoint lands); a later session starts at or
+/// after the previous sessions' accepted checkpoints (duplicates only after the last checkpoint);
+/// no duplicates at all unless allowed.
+pub fn validate(
+    produced: &[ProducedRecord],
+    observations: &[Observation],
+    parents: &HashMap<ShardId, Vec<ShardId>>,
+    rules: ValidationRules,
+) -> ValidationReport {
+    let mut report = ValidationReport::default();
+    let mut first_processed: HashMap<&Bytes, usize> = HashMap::new();
+    let mut processed_count: HashMap<&Bytes, usize> = HashMap::new();
+    let mut session_last: HashMap<u64, ExtendedSequenceNumber> = HashMap::new();
+    let mut session_start: HashMap<u64, (usize, ExtendedSequenceNumber)> = HashMap::new();
+    let mut shard_sessions: BTreeMap<&ShardId, Vec<u64>> = BTreeMap::new();
+    let mut accepted_checkpoints: HashMap<u64, Vec<(usize, ExtendedSequenceNumber)>> =
+        HashMap::new();
+    let mut first_start: HashMap<&ShardId, usize> = HashMap::new();
+    let mut first_end: HashMap<&ShardId, usize> = HashMap::new();
+    let mut touched: HashSet<&ShardId> = HashSet::new();
+
+    for (index, observation) in observations.iter().enumerate() {
+        let session = observation.session;
+        touched.insert(&observation.shard_id);
+        match &observation.kind {
+            ObservationKind::Initialized { start } => {
+                session_start.insert(session, (index, *start));
+                shard_sessions
+                    .entry(&observation.shard_id)
+                    .or_default()
+                    .push(session);
+                first_start.entry(&observation.shard_id).or_insert(index);
+            }
+            ObservationKind::Processed { data, position, .. } => {
+                first_processed.entry(data).or_insert(index);
+                *processed_count.entry(data).or_insert(0) += 1;
+                if let Some(last) = session_last.get(&session)
+                    && position <= last
+                {
+                    report.errors.push(format!(
+                        "shard {} session {session}: record {position} delivered after {last} (out of order)",
+                        observation.shard_id
+                    ));
+                }
+                if let Some((_, start)) = session_start.get(&session)
+                    && position <= start
+                {
+                    report.errors.push(format!(
+                        "shard {} session {session}: record {position} at or below the start checkpoint {start}",
+                        observation.shard_id
+                    ));
+                }
+                session_last.insert(session, *position);
+            }
+            ObservationKind::Checkpointed {
+                position,
+                accepted: true,
+            } => {
+                accepted_checkpoints
+                    .entry(session)
+                    .or_default()
+                    .push((index, *position));
+            }
+            ObservationKind::ShardEnded => {
+                first_end.entry(&observation.shard_id).or_insert(index);
+            }
+            _ => {}
+        }
+    }
+
+    for record in produced {
+        if !first_processed.contains_key(&record.data) {
+            report.errors.push(format!(
+                "record {:?} (partition key {}) was never processed",
+                String::from_utf8_lossy(&record.data),
+                record.partition_key
+            ));
+        }
+    }
+    report.unique_processed = first_processed.len();
+    report.duplicates = processed_count.values().map(|count| count - 1).sum();
+    if !rules.allow_duplicates && report.duplicates > 0 {
+        report.errors.push(format!(
+            "{} duplicate deliveries where none are allowed",
+            report.duplicates
+        ));
+    }
+
+    // Per partition key: first processing follows produced order.
+    let mut by_key: HashMap<&str, Vec<&ProducedRecord>> = HashMap::new();
+    for record in produced {
+        by_key
+            .entry(&record.partition_key)
+            .or_default()
+            .push(record);
+    }
+    for (key, records) in by_key {
+        let mut previous: Option<(usize, &Bytes)> = None;
+        for record in records {
+            let Some(&index) = first_processed.get(&record.data) else {
+                continue;
+            };
+            if let Some((previous_index, previous_data)) = previous
+                && index < previous_index
+            {
+                report.errors.push(format!(
+                    "partition key {key}: {:?} processed before {:?} though produced after it",
+                    String::from_utf8_lossy(&record.data),
+                    String::from_utf8_lossy(previous_data)
+                ));
+            }
+            previous = Some((index, &record.data));
+        }
+    }
+
+    // Children after parents.
+    for (child, child_parents) in parents {
+        let Some(&child_start) = first_start.get(child) else {
+            continue;
+        };
+        for parent in child_parents {
+            if !touched.contains(parent) {
+                continue;
+            }
+            match first_end.get(parent) {
+                Some(&end) if end < child_start => {}
+                _ => report.errors.push(format!(
+                    "child shard {child} started before parent {parent} ended"
+                )),
+            }
+        }
+    }
+
+    // Checkpoints across sessions of a shard.
+    for (shard_id, sessions) in shard_sessions {
+        for (position, session) in sessions.iter().enumerate() {
+            let Some(&(started_at, start)) = session_start.get(session) else {
+                continue;
+            };
+            for earlier in &sessions[..position] {
+                for &(at, checkpoint) in accepted_checkpoints.get(earlier).into_iter().flatten() {
+                    if at > started_at {
+                        report.errors.push(format!(
+                            "shard {shard_id}: stale checkpoint {checkpoint} of session {earlier} accepted after session {session} started"
+                        ));
+                    } else if checkpoint > start {
+                        report.errors.push(format!(
+                            "shard {shard_id}: session {session} started at {start}, below the accepted checkpoint {checkpoint} of session {earlier}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kcl_core::kinesis::SequenceNumber;
+
+    fn pos(n: u128) -> ExtendedSequenceNumber {
+        ExtendedSequenceNumber::new(SequenceNumber::from_u128(n), 0)
+    }
+
+    fn obs(shard: u64, session: u64, kind: ObservationKind) -> Observation {
+        Observation {
+            worker_id: "w".to_owned(),
+            shard_id: ShardId::from_index(shard),
+            session,
+            kind,
+        }
+    }
+
+    fn processed(shard: u64, session: u64, n: u128, key: &str) -> Observation {
+        obs(
+            shard,
+            session,
+            ObservationKind::Processed {
+                partition_key: key.to_owned(),
+                data: Bytes::from(format!("r{n}")),
+                position: pos(n),
+            },
+        )
+    }
+
+    fn produced(n: u128, key: &str) -> ProducedRecord {
+        ProducedRecord {
+            partition_key: key.to_owned(),
+            data: Bytes::from(format!("r{n}")),
+        }
+    }
+
+    fn start(shard: u64, session: u64, at: ExtendedSequenceNumber) -> Observation {
+        obs(shard, session, ObservationKind::Initialized { start: at })
+    }
+
+    fn checkpoint(shard: u64, session: u64, n: u128, accepted: bool) -> Observation {
+        obs(
+            shard,
+            session,
+            ObservationKind::Checkpointed {
+                position: pos(n),
+                accepted,
+            },
+        )
+    }
+
+    #[test]
+    fn table_of_histories() {
+        let th = ExtendedSequenceNumber::TRIM_HORIZON;
+        type Case = (
+            &'static str,
+            Vec<ProducedRecord>,
+            Vec<Observation>,
+            bool,
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "clean run",
+                vec![produced(1, "a"), produced(2, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    processed(0, 1, 2, "a"),
+                    checkpoint(0, 1, 2, true),
+                ],
+                false,
+                0,
+            ),
+            (
+                "missing record",
+                vec![produced(1, "a"), produced(2, "a")],
+                vec![start(0, 1, th), processed(0, 1, 1, "a")],
+                true,
+                1,
+            ),
+            (
+                "out of order",
+                vec![produced(1, "a"), produced(2, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 2, "a"),
+                    processed(0, 1, 1, "a"),
+                ],
+                true,
+                2,
+            ),
+            (
+                "duplicate after last checkpoint is fine",
+                vec![produced(1, "a"), produced(2, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    checkpoint(0, 1, 1, true),
+                    processed(0, 1, 2, "a"),
+                    start(0, 2, pos(1)),
+                    processed(0, 2, 2, "a"),
+                ],
+                true,
+                0,
+            ),
+            (
+                "duplicates forbidden",
+                vec![produced(1, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    start(0, 2, th),
+                    processed(0, 2, 1, "a"),
+                ],
+                false,
+                1,
+            ),
+            (
+                "restart below the last checkpoint",
+                vec![produced(1, "a"), produced(2, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    processed(0, 1, 2, "a"),
+                    checkpoint(0, 1, 2, true),
+                    start(0, 2, pos(1)),
+                    processed(0, 2, 2, "a"),
+                ],
+                true,
+                1,
+            ),
+            (
+                "stale checkpoint accepted",
+                vec![produced(1, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    start(0, 2, th),
+                    checkpoint(0, 1, 1, true),
+                    processed(0, 2, 1, "a"),
+                ],
+                true,
+                1,
+            ),
+            (
+                "stale checkpoint rejected is fine",
+                vec![produced(1, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    start(0, 2, th),
+                    checkpoint(0, 1, 1, false),
+                    processed(0, 2, 1, "a"),
+                ],
+                true,
+                0,
+            ),
+        ];
+        for (name, produced, observations, allow_duplicates, expected_errors) in cases {
+            let report = validate(
+                &produced,
+                &observations,
+                &HashMap::new(),
+                ValidationRules { allow_duplicates },
+            );
+            assert_eq!(
+                report.errors.len(),
+                expected_errors,
+                "{name}: {:?}",
+                report.errors
+            );
+        }
+    }
+
+    #[test]
+    fn child_must_start_after_parent_ended() {
+        let th = ExtendedSequenceNumber::TRIM_HORIZON;
+        let parents = HashMap::from([(ShardId::from_index(1), vec![ShardId::from_index(0)])]);
+        let produced = vec![produced(1, "a"), produced(5, "a")];
+        let good = vec![
+            start(0, 1, th),
+            processed(0, 1, 1, "a"),
+            obs(0, 1, ObservationKind::ShardEnded),
+            start(1, 2, th),
+            processed(1, 2, 5, "a"),
+        ];
+        assert!(validate(&produced, &good, &parents, ValidationRules::default()).is_ok());
+        let bad = vec![
+            start(0, 1, th),
+            start(1, 2, th),
+            processed(1, 2, 5, "a"),
+            processed(0, 1, 1, "a"),
+            obs(0, 1, ObservationKind::ShardEnded),
+        ];
+        let report = validate(&produced, &bad, &parents, ValidationRules::default());
+        // Child before parent, and key order broken across parent → child.
+        assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+    }
+}

@@ -1,0 +1,836 @@
+//! A fleet of real processes: one `kinesis-broker` and several `kcl worker`s sharing a SQLite
+//! lease file, each writing a jsonl sink, plus a producer in the test process.
+//!
+//! Two background tasks watch the lease table: one polls it every 25 ms and records every change
+//! of owner (with the checkpoint last seen under the old owner, for [`crate::verify`]); the
+//! other checks every 200 ms that no child shard has records in a sink while a parent lease is
+//! unfinished (sinks are read before the lease table, so a child seen in a sink must already
+//! have finished parents).
+
+use crate::verify::{FleetReport, Handover, SinkFile, verify_sinks};
+use crate::{BrokerProcess, ChildGuard, binary, local_aws_env, wait_until};
+use anyhow::Context;
+use kcl_core::kinesis::{Shard, ShardFilter, ShardId};
+use kcl_core::lease::Lease;
+use kcl_core::lease_store::LeaseStore;
+use kcl_core::sqlite::SqliteLeaseStore;
+use kcl_core::stream_client::StreamClient;
+use kcl_worker::cli::args::EndpointArgs;
+use kcl_worker::cli::control::{HttpTarget, middle_hash_key};
+use kcl_worker::cli::kinesis_json::KinesisJsonApi;
+use kcl_worker::cli::produce::{ProducedRecord, Producer, ProducerConfig, generated_payload};
+use kcl_worker::cli::sink::read_jsonl;
+use kcl_worker::cli::worker::{http_client, json_api};
+use kcl_worker::client::HttpStreamClient;
+use nix::sys::signal::Signal;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a fleet is set up.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Shards of the stream.
+    pub shards: u32,
+    /// `--failover-ms` of every worker.
+    pub failover_ms: u64,
+    /// Give the broker a `--data-dir` (so it can be restarted with its data).
+    pub durable: bool,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            shards: 4,
+            failover_ms: 1000,
+            durable: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// shard → (owner, checkpoint while owned) at the last poll.
+    last: HashMap<String, (Option<String>, Option<kcl_core::kinesis::SequenceNumber>)>,
+    handovers: Vec<Handover>,
+    lineage_errors: Vec<String>,
+    polls: u64,
+}
+
+struct Worker {
+    guard: ChildGuard,
+}
+
+/// The process fleet.
+pub struct ProcessFleet {
+    options: FleetOptions,
+    broker: Option<BrokerProcess>,
+    broker_listen: String,
+    endpoint: EndpointArgs,
+    /// The stream name.
+    pub stream: String,
+    /// The application name.
+    pub application: String,
+    lease_db: PathBuf,
+    store: Arc<dyn LeaseStore>,
+    client: HttpStreamClient,
+    api: KinesisJsonApi,
+    workers: BTreeMap<String, Worker>,
+    sink_paths: Arc<Mutex<BTreeMap<String, PathBuf>>>,
+    produced: Vec<ProducedRecord>,
+    next_index: u64,
+    watch: Arc<Mutex<WatchState>>,
+    _watchers: [WatcherTask; 2],
+    // Last: dropped after the processes (whose guards print their log tails on failure).
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for ProcessFleet {
+    fn drop(&mut self) {
+        self.workers.clear();
+        self.broker = None;
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!(
+                "fleet files kept for inspection in {}",
+                dir.keep().display()
+            );
+        }
+    }
+}
+
+/// The lease watcher task, aborted when the fleet is dropped.
+struct WatcherTask(tokio::task::JoinHandle<()>);
+
+impl Drop for WatcherTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn sequence_of(lease: &Lease) -> Option<kcl_core::kinesis::SequenceNumber> {
+    lease.checkpoint.sequence_number()
+}
+
+/// Records owner changes (with the checkpoint last seen under the old owner).
+async fn watch_once(store: &Arc<dyn LeaseStore>, state: &Arc<Mutex<WatchState>>) {
+    let Ok(leases) = store.list_leases().await else {
+        return;
+    };
+    let mut state = state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.polls += 1;
+    for lease in &leases {
+        let shard = lease.lease_key.to_string();
+        let owner = lease.lease_owner.clone();
+        let checkpoint = sequence_of(lease);
+        if let Some((previous_owner, previous_checkpoint)) = state.last.get(&shard).cloned()
+            && previous_owner != owner
+            && let Some(from) = previous_owner
+        {
+            state.handovers.push(Handover {
+                shard_id: shard.clone(),
+                from,
+                checkpoint: previous_checkpoint,
+            });
+        }
+        state.last.insert(shard, (owner, checkpoint));
+    }
+}
+
+/// Checks that no child shard has records in a sink while a parent lease is unfinished. Sinks
+/// are read before the lease table, so a child seen in a sink must already have finished
+/// parents.
+async fn check_lineage(
+    store: &Arc<dyn LeaseStore>,
+    sink_paths: &Arc<Mutex<BTreeMap<String, PathBuf>>>,
+    state: &Arc<Mutex<WatchState>>,
+    parents: &HashMap<String, Vec<String>>,
+) {
+    if parents.is_empty() {
+        return;
+    }
+    let paths: Vec<PathBuf> = sink_paths
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let mut child_shards_seen: HashSet<String> = HashSet::new();
+    for path in paths {
+        if let Ok(contents) = read_jsonl(&path) {
+            for record in contents.records {
+                if parents.contains_key(&record.shard_id) {
+                    child_shards_seen.insert(record.shard_id);
+                }
+            }
+        }
+    }
+    let Ok(leases) = store.list_leases().await else {
+        return;
+    };
+    let by_key: HashMap<String, &Lease> = leases
+        .iter()
+        .map(|lease| (lease.lease_key.to_string(), lease))
+        .collect();
+    let mut state = state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for child in &child_shards_seen {
+        for parent in parents.get(child).into_iter().flatten() {
+            if let Some(lease) = by_key.get(parent)
+                && !lease.is_finished()
+            {
+                let error = format!(
+                    "child {child} has processed records while parent {parent} is at {}",
+                    lease.checkpoint
+                );
+                if !state.lineage_errors.contains(&error) {
+                    state.lineage_errors.push(error);
+                }
+            }
+        }
+    }
+}
+
+impl ProcessFleet {
+    /// Starts a broker and creates the stream (no workers yet).
+    pub async fn start(name: &str, options: FleetOptions) -> anyhow::Result<ProcessFleet> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let data_dir = options.durable.then(|| dir.path().join("broker-data"));
+        let broker = BrokerProcess::start(
+            "127.0.0.1:0",
+            data_dir.as_deref(),
+            &dir.path().join("broker.log"),
+        )?;
+        let broker_listen = broker.address.to_string();
+        let endpoint = EndpointArgs {
+            endpoint: broker.endpoint(),
+            region: "us-east-1".to_owned(),
+        };
+        let client = http_client(&endpoint)?;
+        let api = json_api(&endpoint)?;
+        let stream = format!("{name}-stream");
+        api.call(
+            "CreateStream",
+            &json!({"StreamName": stream, "ShardCount": options.shards}),
+        )
+        .await?;
+        let lease_db = dir.path().join("leases.db");
+        let application = format!("{name}-app");
+        let store: Arc<dyn LeaseStore> =
+            Arc::new(SqliteLeaseStore::open(&lease_db, &application).await?);
+        let watch = Arc::new(Mutex::new(WatchState::default()));
+        let sink_paths = Arc::new(Mutex::new(BTreeMap::new()));
+        // Two tasks: the lease watcher polls every 25 ms and never waits for the (slower) sink
+        // scans of the lineage checker, so short-lived owners are not missed.
+        let lease_watcher = {
+            let store = store.clone();
+            let watch = watch.clone();
+            tokio::spawn(async move {
+                loop {
+                    watch_once(&store, &watch).await;
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+            })
+        };
+        let lineage_checker = {
+            let store = store.clone();
+            let watch = watch.clone();
+            let sink_paths = sink_paths.clone();
+            let client = client.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(shards) = client.list_shards(&stream, None).await {
+                        let parents = parent_map(&shards);
+                        check_lineage(&store, &sink_paths, &watch, &parents).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        let fleet = ProcessFleet {
+            dir: Some(dir),
+            options,
+            broker: Some(broker),
+            broker_listen,
+            endpoint,
+            stream,
+            application,
+            lease_db,
+            store,
+            client,
+            api,
+            workers: BTreeMap::new(),
+            sink_paths,
+            produced: Vec::new(),
+            next_index: 0,
+            watch,
+            _watchers: [WatcherTask(lease_watcher), WatcherTask(lineage_checker)],
+        };
+        fleet.wait_stream_active().await?;
+        Ok(fleet)
+    }
+
+    async fn wait_stream_active(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let status = self
+                .client
+                .describe_stream_summary(&self.stream)
+                .await
+                .map(|summary| summary.stream_status);
+            if status.as_deref() == Ok("ACTIVE") {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "stream {} not active: {status:?}",
+                self.stream
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The fleet's temp dir.
+    pub fn dir(&self) -> &Path {
+        match &self.dir {
+            Some(dir) => dir.path(),
+            None => Path::new("/nonexistent"),
+        }
+    }
+
+    /// The broker endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint.endpoint
+    }
+
+    fn worker_command(&self, worker_id: &str) -> anyhow::Result<Command> {
+        let mut command = Command::new(binary("kcl")?);
+        command
+            .arg("worker")
+            .args(["--endpoint", &self.endpoint.endpoint])
+            .args(["--stream", &self.stream])
+            .args(["--application", &self.application])
+            .arg("--lease-db")
+            .arg(&self.lease_db)
+            .args(["--worker-id", worker_id])
+            .args(["--failover-ms", &self.options.failover_ms.to_string()])
+            .args(["--idle-between-reads-ms", "100"])
+            .envs(local_aws_env())
+            .env("RUST_LOG", "info");
+        Ok(command)
+    }
+
+    /// Starts `kcl worker --sink jsonl:<dir>/<id>.jsonl`.
+    pub fn start_worker(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        let sink = self.dir().join(format!("{worker_id}.jsonl"));
+        let mut command = self.worker_command(worker_id)?;
+        command
+            .arg("--sink")
+            .arg(format!("jsonl:{}", sink.display()));
+        self.spawn_worker(worker_id, command, sink)
+    }
+
+    /// Starts `kcl worker --exec "<exec>"` whose processor writes the jsonl file named by
+    /// `$MULTILANG_OUTPUT`, set to `<dir>/<id>.jsonl`.
+    pub fn start_exec_worker(&mut self, worker_id: &str, exec: &str) -> anyhow::Result<()> {
+        let sink = self.dir().join(format!("{worker_id}.jsonl"));
+        let mut command = self.worker_command(worker_id)?;
+        command
+            .args(["--exec", exec])
+            .env("MULTILANG_OUTPUT", &sink);
+        self.spawn_worker(worker_id, command, sink)
+    }
+
+    fn spawn_worker(
+        &mut self,
+        worker_id: &str,
+        mut command: Command,
+        sink: PathBuf,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.workers.contains_key(worker_id),
+            "worker {worker_id} exists"
+        );
+        let log = self.dir().join(format!("{worker_id}.log"));
+        let guard = ChildGuard::spawn(worker_id, &mut command, &log)?;
+        self.sink_paths
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(worker_id.to_owned(), sink.clone());
+        self.workers.insert(worker_id.to_owned(), Worker { guard });
+        Ok(())
+    }
+
+    fn worker(&mut self, worker_id: &str) -> anyhow::Result<&mut Worker> {
+        self.workers
+            .get_mut(worker_id)
+            .with_context(|| format!("no worker {worker_id}"))
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        self.worker(worker_id)?.guard.kill_hard()
+    }
+
+    /// SIGSTOP.
+    pub fn stop(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        self.worker(worker_id)?.guard.signal(Signal::SIGSTOP)
+    }
+
+    /// SIGCONT.
+    pub fn cont(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        self.worker(worker_id)?.guard.signal(Signal::SIGCONT)
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub async fn terminate(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        let worker = self.worker(worker_id)?;
+        let clean = worker.guard.terminate(Duration::from_secs(60)).await?;
+        anyhow::ensure!(
+            clean,
+            "{worker_id} did not exit cleanly on SIGTERM:\n{}",
+            worker.guard.log_tail(30)
+        );
+        Ok(())
+    }
+
+    /// Sends SIGTERM without waiting for the exit (see [`ProcessFleet::wait_exit`]).
+    pub fn stop_gracefully_nowait(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        self.worker(worker_id)?.guard.signal(Signal::SIGTERM)
+    }
+
+    /// Waits for a worker to exit; fails unless it exits cleanly.
+    pub async fn wait_exit(&mut self, worker_id: &str, deadline: Duration) -> anyhow::Result<()> {
+        let worker = self.worker(worker_id)?;
+        let clean = worker.guard.wait_exit(deadline).await?;
+        anyhow::ensure!(
+            clean,
+            "{worker_id} exited with an error:\n{}",
+            worker.guard.log_tail(30)
+        );
+        Ok(())
+    }
+
+    /// Whether the worker process is still running.
+    pub fn is_running(&mut self, worker_id: &str) -> bool {
+        self.workers
+            .get_mut(worker_id)
+            .is_some_and(|worker| worker.guard.is_running())
+    }
+
+    /// Follows every sink from its current end (see [`SinkTail`]).
+    pub fn tail(&self) -> SinkTail {
+        let paths = self
+            .sink_paths
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let offsets = paths
+            .into_iter()
+            .map(|(worker, path)| {
+                let length = std::fs::metadata(&path).map_or(0, |metadata| metadata.len());
+                (worker, (path, length, Vec::new()))
+            })
+            .collect();
+        SinkTail {
+            sink_paths: self.sink_paths.clone(),
+            offsets,
+        }
+    }
+
+    /// The last lines of a worker's log.
+    pub fn worker_log(&self, worker_id: &str) -> String {
+        self.workers
+            .get(worker_id)
+            .map(|worker| worker.guard.log_tail(40))
+            .unwrap_or_default()
+    }
+
+    /// Produces `count` new unique records (payload = index, partition keys cycling over 64).
+    pub async fn produce(&mut self, count: u64) -> anyhow::Result<()> {
+        let stored = self.spawn_producer(count, None).await??;
+        self.add_produced(stored);
+        Ok(())
+    }
+
+    /// Starts producing `count` new unique records in the background at `rate` records/s (as
+    /// fast as possible with `None`); hand the result to [`ProcessFleet::add_produced`].
+    pub fn spawn_producer(
+        &mut self,
+        count: u64,
+        rate: Option<u32>,
+    ) -> tokio::task::JoinHandle<anyhow::Result<Vec<ProducedRecord>>> {
+        self.spawn_producer_with(count, rate, 100, 40)
+    }
+
+    /// Like [`ProcessFleet::spawn_producer`] with `batch_size` records per request and
+    /// payloads of `size` bytes.
+    pub fn spawn_producer_with(
+        &mut self,
+        count: u64,
+        rate: Option<u32>,
+        batch_size: usize,
+        size: usize,
+    ) -> tokio::task::JoinHandle<anyhow::Result<Vec<ProducedRecord>>> {
+        let producer = Producer::new(
+            Arc::new(HttpTarget::new(self.api.clone(), self.stream.clone())),
+            ProducerConfig {
+                batch_size,
+                rate,
+                ..ProducerConfig::default()
+            },
+        );
+        let first = self.next_index;
+        self.next_index += count;
+        tokio::spawn(async move {
+            let entries = (first..first + count)
+                .map(|index| kcl_worker::cli::produce::ProduceEntry {
+                    partition_key: format!("key-{}", index % 64),
+                    data: generated_payload(index, size),
+                })
+                .collect();
+            Ok(producer.put_all(entries, |_| {}).await?)
+        })
+    }
+
+    /// Produces about `rate` records per second in the background, forever (abort the task to
+    /// stop). The records are not tracked for verification: for benchmarks.
+    pub fn spawn_trickle(&mut self, rate: u32) -> tokio::task::JoinHandle<()> {
+        let producer = Producer::new(
+            Arc::new(HttpTarget::new(self.api.clone(), self.stream.clone())),
+            ProducerConfig::default(),
+        );
+        let mut index = self.next_index;
+        self.next_index += 1 << 40;
+        let per_tick = u64::from((rate / 20).max(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                ticker.tick().await;
+                let entries = (index..index + per_tick)
+                    .map(|index| kcl_worker::cli::produce::ProduceEntry {
+                        partition_key: format!("key-{}", index % 64),
+                        data: generated_payload(index, 40),
+                    })
+                    .collect();
+                index += per_tick;
+                if let Err(error) = producer.put_all(entries, |_| {}).await {
+                    eprintln!("trickle producer: {error}");
+                }
+            }
+        })
+    }
+
+    /// Adds records a background producer got acknowledged.
+    pub fn add_produced(&mut self, records: Vec<ProducedRecord>) {
+        self.produced.extend(records);
+    }
+
+    /// Records acknowledged so far.
+    pub fn produced_count(&self) -> usize {
+        self.produced.len()
+    }
+
+    /// The current lease table.
+    pub async fn leases(&self) -> anyhow::Result<Vec<Lease>> {
+        Ok(self.store.list_leases().await?)
+    }
+
+    /// Worker → number of unfinished leases it owns.
+    pub async fn lease_counts(&self) -> anyhow::Result<BTreeMap<String, usize>> {
+        let mut counts = BTreeMap::new();
+        for lease in self.leases().await? {
+            if let Some(owner) = lease.lease_owner
+                && !lease.checkpoint.is_shard_end()
+            {
+                *counts.entry(owner).or_default() += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Unfinished shards owned by `worker_id`.
+    pub async fn shards_of(&self, worker_id: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .leases()
+            .await?
+            .into_iter()
+            .filter(|lease| lease.is_owned_by(worker_id) && !lease.is_finished())
+            .map(|lease| lease.lease_key.to_string())
+            .collect())
+    }
+
+    /// Waits until each of `workers` owns at least one lease, every open shard's lease is owned
+    /// by one of them, the counts differ by at most one, and the owners stayed the same for two
+    /// failover times (so a worker a lease was stolen from has noticed and stopped reading it).
+    pub async fn wait_balanced(&self, workers: &[&str], deadline: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let settle = Duration::from_millis(2 * self.options.failover_ms);
+        let mut stable: Option<(BTreeMap<String, Option<String>>, Instant)> = None;
+        loop {
+            let leases = self.leases().await?;
+            let owners: BTreeMap<String, Option<String>> = leases
+                .iter()
+                .filter(|lease| !lease.is_finished())
+                .map(|lease| (lease.lease_key.to_string(), lease.lease_owner.clone()))
+                .collect();
+            let mut counts: BTreeMap<&str, usize> =
+                workers.iter().map(|worker| (*worker, 0)).collect();
+            let mut all_owned = !owners.is_empty();
+            for owner in owners.values() {
+                match owner.as_deref().and_then(|owner| counts.get_mut(owner)) {
+                    Some(count) => *count += 1,
+                    None => all_owned = false,
+                }
+            }
+            let max = counts.values().copied().max().unwrap_or(0);
+            let min = counts.values().copied().min().unwrap_or(0);
+            let balanced = all_owned && min >= 1 && max - min <= 1;
+            stable = match stable {
+                Some((previous, since)) if balanced && previous == owners => {
+                    Some((previous, since))
+                }
+                _ if balanced => Some((owners, Instant::now())),
+                _ => None,
+            };
+            if let Some((_, since)) = &stable
+                && since.elapsed() >= settle
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < deadline,
+                "leases not balanced over {workers:?} after {deadline:?}: {counts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every worker's sink, read now.
+    pub fn sinks(&self) -> anyhow::Result<Vec<SinkFile>> {
+        let paths = self
+            .sink_paths
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        paths
+            .into_iter()
+            .map(|(worker_id, path)| {
+                let contents = read_jsonl(&path)?;
+                Ok(SinkFile {
+                    worker_id,
+                    records: contents.records,
+                    torn_lines: contents.torn_lines,
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until every produced record is in some sink.
+    pub async fn wait_all_processed(&self, deadline: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let seen: HashSet<bytes::Bytes> = self
+                .sinks()?
+                .into_iter()
+                .flat_map(|sink| sink.records)
+                .filter_map(|record| record.data_bytes().map(bytes::Bytes::from))
+                .collect();
+            let missing = self
+                .produced
+                .iter()
+                .filter(|record| !seen.contains(&record.entry.data))
+                .count();
+            if missing == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                let logs: Vec<String> = self
+                    .workers
+                    .keys()
+                    .map(|worker| format!("--- {worker}\n{}", self.worker_log(worker)))
+                    .collect();
+                anyhow::bail!(
+                    "{missing} of {} records unprocessed after {deadline:?}; leases: {:?}\n{}",
+                    self.produced.len(),
+                    self.lease_counts().await?,
+                    logs.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the lease watcher has polled at least twice more (so it saw the latest state).
+    pub async fn settle_watcher(&self) -> anyhow::Result<()> {
+        let target = self.watch.lock().unwrap_or_else(|p| p.into_inner()).polls + 2;
+        wait_until(
+            "the lease watcher",
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || {
+                let polls = self.watch.lock().unwrap_or_else(|p| p.into_inner()).polls;
+                Ok((polls >= target).then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// All shards of the stream.
+    pub async fn shards(&self) -> anyhow::Result<Vec<Shard>> {
+        Ok(self.client.list_shards(&self.stream, None).await?)
+    }
+
+    /// The open shards.
+    pub async fn open_shards(&self) -> anyhow::Result<Vec<Shard>> {
+        Ok(self
+            .client
+            .list_shards(&self.stream, Some(ShardFilter::AtLatest))
+            .await?)
+    }
+
+    /// Splits `shard` in the middle of its range.
+    pub async fn split(&self, shard: &Shard) -> anyhow::Result<()> {
+        self.api
+            .call(
+                "SplitShard",
+                &json!({
+                    "StreamName": self.stream,
+                    "ShardToSplit": shard.shard_id.as_str(),
+                    "NewStartingHashKey": middle_hash_key(shard).to_string(),
+                }),
+            )
+            .await?;
+        self.wait_stream_active().await
+    }
+
+    /// Merges two adjacent shards.
+    pub async fn merge(&self, shard: &ShardId, adjacent: &ShardId) -> anyhow::Result<()> {
+        self.api
+            .call(
+                "MergeShards",
+                &json!({
+                    "StreamName": self.stream,
+                    "ShardToMerge": shard.as_str(),
+                    "AdjacentShardToMerge": adjacent.as_str(),
+                }),
+            )
+            .await?;
+        self.wait_stream_active().await
+    }
+
+    /// SIGKILLs the broker and starts it again on the same address and data dir.
+    pub async fn restart_broker(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.options.durable, "restarting needs a durable broker");
+        if let Some(mut broker) = self.broker.take() {
+            broker.guard.kill_hard()?;
+        }
+        let data_dir = self.dir().join("broker-data");
+        let log = self.dir().join("broker.log");
+        let listen = self.broker_listen.clone();
+        // The port may linger briefly; retry for a while.
+        let started = Instant::now();
+        let broker = loop {
+            match BrokerProcess::start(&listen, Some(&data_dir), &log) {
+                Ok(broker) => break broker,
+                Err(error) if started.elapsed() < Duration::from_secs(30) => {
+                    eprintln!("broker restart failed, retrying: {error:#}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        self.broker = Some(broker);
+        self.wait_stream_active().await
+    }
+
+    /// Verifies the sinks (see [`crate::verify`]) plus the live lineage checks.
+    pub async fn verify(&self, allow_duplicates: bool) -> anyhow::Result<FleetReport> {
+        self.settle_watcher().await?;
+        let parents = parent_map(&self.shards().await?);
+        let (handovers, lineage_errors) = {
+            let watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+            (watch.handovers.clone(), watch.lineage_errors.clone())
+        };
+        let mut report = verify_sinks(
+            &self.produced,
+            &self.sinks()?,
+            &handovers,
+            &parents,
+            allow_duplicates,
+        );
+        report.errors.extend(lineage_errors);
+        Ok(report)
+    }
+}
+
+/// Reads only what was appended to the sinks since the last poll (cheap enough to poll every
+/// few milliseconds, for timing measurements). Sinks of workers started later are followed
+/// from their beginning.
+pub struct SinkTail {
+    sink_paths: Arc<Mutex<BTreeMap<String, PathBuf>>>,
+    offsets: BTreeMap<String, (PathBuf, u64, Vec<u8>)>,
+}
+
+impl SinkTail {
+    /// The records appended since the last poll, as (worker, record).
+    pub fn poll(&mut self) -> Vec<(String, kcl_worker::cli::sink::SinkRecord)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let paths = self
+            .sink_paths
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut records = Vec::new();
+        for (worker, path) in paths {
+            let (_, offset, partial) = self
+                .offsets
+                .entry(worker.clone())
+                .or_insert_with(|| (path.clone(), 0, Vec::new()));
+            let Ok(mut file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if file.seek(SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            let mut appended = Vec::new();
+            let Ok(read) = file.read_to_end(&mut appended) else {
+                continue;
+            };
+            *offset += read as u64;
+            partial.extend_from_slice(&appended);
+            let Some(last_newline) = partial.iter().rposition(|byte| *byte == b'\n') else {
+                continue;
+            };
+            let complete: Vec<u8> = partial.drain(..=last_newline).collect();
+            for line in complete.split(|byte| *byte == b'\n') {
+                if let Ok(record) = serde_json::from_slice(line) {
+                    records.push((worker.clone(), record));
+                }
+            }
+        }
+        records
+    }
+}
+
+/// child shard → its parents.
+pub fn parent_map(shards: &[Shard]) -> HashMap<String, Vec<String>> {
+    shards
+        .iter()
+        .filter(|shard| shard.parent_shard_id.is_some())
+        .map(|shard| {
+            (
+                shard.shard_id.to_string(),
+                shard.parent_shard_ids().map(ShardId::to_string).collect(),
+            )
+        })
+        .collect()
+}
