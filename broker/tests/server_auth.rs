@@ -65,5 +65,19 @@ async fn only_correctly_signed_requests_pass() {
         .unwrap();
     let listed = good.list_streams().send().await.unwrap();
     assert_eq!(listed.stream_names(), ["signed"]);
+
+    // A large signed body (about 700 KB of JSON) is verified too.
+    let mut batch = good.put_records().stream_name("signed");
+    for i in 0..500 {
+        batch = batch.records(
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key(format!("key-{i}"))
+                .data(aws_sdk_kinesis::primitives::Blob::new(vec![b'x'; 1000]))
+                .build()
+                .unwrap(),
+        );
+    }
+    let put = batch.send().await.unwrap();
+    assert_eq!(put.records().len(), 500);
     server.shutdown().await;
 }

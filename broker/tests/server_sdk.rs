@@ -49,6 +49,13 @@ async fn read_shard(
 
 #[tokio::test]
 async fn every_operation_works_through_the_sdk() -> TestResult {
+    // A generous bound so a regression fails the test instead of hanging CI.
+    tokio::time::timeout(Duration::from_secs(300), every_operation())
+        .await
+        .expect("the SDK scenario finishes within five minutes")
+}
+
+async fn every_operation() -> TestResult {
     let (_broker, server) = server_common::start(ServerOptions::default()).await;
     let client = server_common::client(&server.endpoint());
     let stream = "orders";

@@ -16,12 +16,39 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub struct Subscription {
     events: mpsc::Receiver<Result<SubscribeToShardEvent, KinesisError>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Subscription {
     /// A subscription fed by the sending half of `events`.
     pub fn new(events: mpsc::Receiver<Result<SubscribeToShardEvent, KinesisError>>) -> Self {
-        Subscription { events }
+        Subscription {
+            events,
+            reader: None,
+        }
+    }
+
+    /// A subscription fed by `reader`, a background task sending into `events`. The reader must
+    /// stop once the channel is closed (e.g. `Sender::closed` / a failed send);
+    /// [`Subscription::close`] waits for it.
+    pub fn with_reader(
+        events: mpsc::Receiver<Result<SubscribeToShardEvent, KinesisError>>,
+        reader: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        Subscription {
+            events,
+            reader: Some(reader),
+        }
+    }
+
+    /// Ends the subscription and waits until its reader task (if any) has stopped. Dropping a
+    /// subscription ends it too, without waiting.
+    pub async fn close(mut self) {
+        self.events.close();
+        if let Some(reader) = self.reader.take() {
+            // A reader that panicked or was aborted has stopped as well.
+            let _ = reader.await;
+        }
     }
 
     /// The next event, or `None` when the subscription has ended.

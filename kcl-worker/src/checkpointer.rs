@@ -31,7 +31,8 @@ impl RecordCheckpointer {
         self.inner.largest_delivered()
     }
 
-    /// Checkpoints the largest delivered record (`SHARD_END` once the shard has ended).
+    /// Checkpoints the largest delivered record (`SHARD_END` once the shard has ended and its
+    /// children's leases exist, i.e. from `shard_ended`).
     pub async fn checkpoint(&self) -> Result<(), CheckpointError> {
         let result = self.inner.checkpoint().await;
         self.count(&result);

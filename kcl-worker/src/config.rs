@@ -101,6 +101,9 @@ pub struct SchedulerConfig {
     pub max_retry_backoff: Duration,
     /// How often a child shard re-checks whether its parents have finished.
     pub parent_shard_poll_interval: Duration,
+    /// How long a graceful shutdown waits for processors (`shutdown_requested`, final
+    /// checkpoint) before stopping them (default 30 s, as the Java KCL's handoff timeout).
+    pub shutdown_timeout: Duration,
     /// How often metrics are emitted as tracing events (`None`: never).
     pub metrics_interval: Option<Duration>,
     /// Monotonic and wall time.
@@ -146,6 +149,7 @@ impl SchedulerConfig {
             min_retry_backoff: Duration::from_millis(100),
             max_retry_backoff: Duration::from_secs(10),
             parent_shard_poll_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
             metrics_interval: Some(Duration::from_secs(60)),
             clock: SystemClock::shared(),
             pause_gate: None,

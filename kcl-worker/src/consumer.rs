@@ -12,7 +12,7 @@ use futures::FutureExt;
 use kcl_core::checkpoint::Checkpointer;
 use kcl_core::held_lease::HeldLease;
 use kcl_core::kinesis::ChildShard;
-use kcl_core::lineage;
+use kcl_core::lineage::{self, LineageError};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -224,15 +224,16 @@ impl Consumer {
         consumer_arn: Option<String>,
     ) -> BatchReceiver {
         let client = self.ctx.config.stream_client.clone();
+        let tasks = &self.ctx.retrievers;
         match (&self.ctx.config.retrieval, consumer_arn) {
             (RetrievalMode::FanOut(config), Some(arn)) => {
-                retrieval::spawn_fan_out(client, spec, arn, config.clone(), cancel)
+                retrieval::spawn_fan_out(client, spec, arn, config.clone(), cancel, tasks)
             }
             (RetrievalMode::Polling(config), _) => {
-                retrieval::spawn_polling(client, spec, config.clone(), cancel)
+                retrieval::spawn_polling(client, spec, config.clone(), cancel, tasks)
             }
             (RetrievalMode::FanOut(_), None) => {
-                retrieval::spawn_polling(client, spec, Default::default(), cancel)
+                retrieval::spawn_polling(client, spec, Default::default(), cancel, tasks)
             }
         }
     }
@@ -263,6 +264,81 @@ impl Consumer {
         }
     }
 
+    /// Creates the children's leases that do not exist yet (the Java KCL's shard-end rule).
+    ///
+    /// A merge child whose other parent has no lease yet (it descends from a shard still being
+    /// processed) must not get its lease now, or it could be processed before that parent: keep
+    /// the lease and retry every `parent_shard_poll_interval` until the other parent's lease
+    /// exists. Inconsistent child lists are logged and left to the shard sync.
+    async fn create_child_leases(&self, children: &[ChildShard]) -> Result<(), Interrupt> {
+        let store = &self.ctx.config.lease_store;
+        let shard_id = self.held.shard_id();
+        let mut backoff = self.ctx.config.min_retry_backoff;
+        loop {
+            self.ctx.config.wait_unpaused().await;
+            if !self.still_held() {
+                return Err(Interrupt::LeaseLost);
+            }
+            let wait = match store.list_leases().await {
+                Err(error) => {
+                    tracing::warn!(%error, "listing leases at shard end failed");
+                    Some(backoff)
+                }
+                Ok(existing) => {
+                    match lineage::child_leases_to_create(shard_id, children, &existing) {
+                        Ok(to_create) => match self.create_leases(&to_create).await {
+                            Ok(()) => return Ok(()),
+                            Err(error) => {
+                                tracing::warn!(%error, "creating child leases failed");
+                                Some(backoff)
+                            }
+                        },
+                        Err(LineageError::ParentLeaseMissing {
+                            child,
+                            missing_parent,
+                        }) => {
+                            tracing::debug!(child_shard_id = %child, %missing_parent, "merge child waits for its other parent's lease; keeping the lease");
+                            None
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "inconsistent child shards at shard end; the shard sync will create them");
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            let pause = match wait {
+                Some(error_backoff) => {
+                    backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+                    error_backoff
+                }
+                None => self.ctx.config.parent_shard_poll_interval,
+            };
+            if let Some(interrupt) = self.pause(pause.min(self.until_expiry())).await {
+                return Err(interrupt);
+            }
+        }
+    }
+
+    /// Creates `leases` if absent, stopping at the first store error.
+    async fn create_leases(
+        &self,
+        leases: &[kcl_core::lease::Lease],
+    ) -> Result<(), kcl_core::lease_store::LeaseStoreError> {
+        for lease in leases {
+            let created = self
+                .ctx
+                .config
+                .lease_store
+                .create_lease_if_absent(lease)
+                .await?;
+            if created {
+                tracing::info!(child_shard_id = %lease.lease_key, "created child lease at shard end");
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the children's leases, records them on the parent, then calls `shard_ended`
     /// until SHARD_END is stored.
     async fn finish_shard(
@@ -273,31 +349,7 @@ impl Consumer {
     ) -> Result<(), Interrupt> {
         let store = &self.ctx.config.lease_store;
         let shard_id = self.held.shard_id().clone();
-        let child_leases = match lineage::child_leases_at_shard_end(&shard_id, children) {
-            Ok(leases) => leases,
-            Err(error) => {
-                tracing::error!(%error, "inconsistent child shards at shard end; the shard sync will create them");
-                Vec::new()
-            }
-        };
-        let mut backoff = self.ctx.config.min_retry_backoff;
-        for child in &child_leases {
-            loop {
-                if !self.still_held() {
-                    return Err(Interrupt::LeaseLost);
-                }
-                match store.create_lease_if_absent(child).await {
-                    Ok(_) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, child_shard_id = %child.lease_key, "creating child lease failed");
-                        if let Some(interrupt) = self.pause(backoff).await {
-                            return Err(interrupt);
-                        }
-                        backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
-                    }
-                }
-            }
-        }
+        self.create_child_leases(children).await?;
         let child_ids: Vec<_> = children
             .iter()
             .map(|child| child.shard_id.clone())
@@ -305,6 +357,8 @@ impl Consumer {
         if let Err(error) = store.update_lineage(&shard_id, &child_ids, None).await {
             tracing::warn!(%error, "recording child shards on the parent lease failed");
         }
+        // Only now may a checkpoint store SHARD_END: the children's leases exist.
+        checkpointer.core().mark_shard_end();
         let mut backoff = self.ctx.config.min_retry_backoff;
         loop {
             self.ctx.config.wait_unpaused().await;
@@ -428,19 +482,37 @@ impl Consumer {
             hash_key_range: lease.hash_key_range,
         };
         let mut batches = self.start_retrieval(spec, retrieval_cancel, consumer_arn);
+        let exit = self
+            .process_batches(&mut processor, &checkpointer, &mut batches)
+            .await;
+        // The retriever (and its subscription reader) has stopped before the consumer reports.
+        batches.stop().await;
+        exit
+    }
+
+    /// PROCESSING → SHUTTING_DOWN: delivers batches until the shard ends, the lease is lost,
+    /// shutdown is requested or the failure policy stops the shard.
+    async fn process_batches(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+        checkpointer: &RecordCheckpointer,
+        batches: &mut BatchReceiver,
+    ) -> ConsumerExit {
+        let config = &self.ctx.config;
+        let metrics = self.ctx.metrics.shard(self.held.shard_id());
         loop {
             let batch = tokio::select! {
                 biased;
                 () = self.signals.lost.cancelled() => {
-                    return self.on_interrupt(&mut processor, &checkpointer, Interrupt::LeaseLost).await;
+                    return self.on_interrupt(processor, checkpointer, Interrupt::LeaseLost).await;
                 }
                 () = self.signals.shutdown.cancelled() => {
-                    return self.on_interrupt(&mut processor, &checkpointer, Interrupt::Shutdown).await;
+                    return self.on_interrupt(processor, checkpointer, Interrupt::Shutdown).await;
                 }
                 () = tokio::time::sleep(self.until_expiry()) => {
                     config.wait_unpaused().await;
                     if !self.still_held() {
-                        return self.on_interrupt(&mut processor, &checkpointer, Interrupt::LeaseLost).await;
+                        return self.on_interrupt(processor, checkpointer, Interrupt::LeaseLost).await;
                     }
                     continue;
                 }
@@ -461,7 +533,7 @@ impl Consumer {
             config.wait_unpaused().await;
             if !self.still_held() {
                 return self
-                    .on_interrupt(&mut processor, &checkpointer, Interrupt::LeaseLost)
+                    .on_interrupt(processor, checkpointer, Interrupt::LeaseLost)
                     .await;
             }
             // Records come in increasing order: the last one is the largest delivered.
@@ -470,11 +542,8 @@ impl Consumer {
                     .core()
                     .record_delivered(last.extended_sequence_number());
             }
-            if batch.at_shard_end {
-                checkpointer.core().mark_shard_end();
-            }
             if !batch.records.is_empty() {
-                match self.deliver(&mut processor, &checkpointer, &batch).await {
+                match self.deliver(processor, checkpointer, &batch).await {
                     Delivery::Done => metrics.batch_processed(
                         batch.records.len(),
                         batch.bytes,
@@ -495,15 +564,13 @@ impl Consumer {
                         return ConsumerExit::Stopped;
                     }
                     Delivery::Interrupted(interrupt) => {
-                        return self
-                            .on_interrupt(&mut processor, &checkpointer, interrupt)
-                            .await;
+                        return self.on_interrupt(processor, checkpointer, interrupt).await;
                     }
                 }
             }
             if batch.at_shard_end {
                 return match self
-                    .finish_shard(&mut processor, &checkpointer, &batch.child_shards)
+                    .finish_shard(processor, checkpointer, &batch.child_shards)
                     .await
                 {
                     Ok(()) => {
@@ -511,10 +578,7 @@ impl Consumer {
                         self.release().await;
                         ConsumerExit::ShardEnded
                     }
-                    Err(interrupt) => {
-                        self.on_interrupt(&mut processor, &checkpointer, interrupt)
-                            .await
-                    }
+                    Err(interrupt) => self.on_interrupt(processor, checkpointer, interrupt).await,
                 };
             }
         }

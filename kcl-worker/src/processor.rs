@@ -65,7 +65,9 @@ pub trait ShardRecordProcessor: Send + 'static {
     -> Result<(), ProcessorError>;
 
     /// The worker is shutting down gracefully and still holds the lease: checkpoint what was
-    /// processed so the next owner does not see it again.
+    /// processed so the next owner does not see it again. `checkpoint()` covers every record
+    /// *delivered*; if the last batch failed (and is being retried), checkpoint the last record
+    /// you actually processed with `checkpoint_record` / `checkpoint_at` instead.
     async fn shutdown_requested(
         &mut self,
         checkpointer: RecordCheckpointer,

@@ -13,11 +13,13 @@ use kcl_core::kinesis::{
     StartingPosition,
 };
 use kcl_core::lease::ExtendedSequenceNumber;
-use kcl_core::stream_client::StreamClient;
+use kcl_core::stream_client::{StreamClient, Subscription};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How records are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,16 +104,38 @@ pub struct ShardReadSpec {
     pub hash_key_range: Option<HashKeyRange>,
 }
 
-/// The receiving side of a running retriever.
+/// The receiving side of a running retriever. It owns the retriever's task: [`BatchReceiver::stop`]
+/// cancels it and waits until it has stopped; dropping the receiver cancels it without waiting
+/// (the task still ends promptly, and its [`TaskTracker`] sees it finish).
 #[derive(Debug)]
 pub struct BatchReceiver {
     batches: mpsc::Receiver<Result<RecordBatch, KinesisError>>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
 }
 
 impl BatchReceiver {
     /// The next batch; `None` when the retriever stopped (cancelled or after shard end).
     pub async fn next(&mut self) -> Option<Result<RecordBatch, KinesisError>> {
         self.batches.recv().await
+    }
+
+    /// Cancels the retriever and waits until its task (and any subscription reader it owns)
+    /// has stopped.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        self.batches.close();
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
+            tracing::warn!(%error, "retriever task failed");
+        }
+    }
+}
+
+impl Drop for BatchReceiver {
+    fn drop(&mut self) {
+        self.cancel.cancel();
     }
 }
 
@@ -153,6 +177,7 @@ fn channel(
     max_bytes: usize,
     cancel: CancellationToken,
 ) -> (BatchSender, BatchReceiver) {
+    let cancel = cancel.child_token();
     let max_bytes = max_bytes.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let (sender, receiver) = mpsc::channel(max_batches.max(1));
     (
@@ -160,9 +185,13 @@ fn channel(
             batches: sender,
             budget: Arc::new(Semaphore::new(max_bytes)),
             max_bytes,
-            cancel,
+            cancel: cancel.clone(),
         },
-        BatchReceiver { batches: receiver },
+        BatchReceiver {
+            batches: receiver,
+            cancel,
+            task: None,
+        },
     )
 }
 
@@ -233,23 +262,27 @@ impl BatchBuilder {
     }
 }
 
-/// Starts a polling retriever for `spec`; batches arrive on the returned receiver.
+/// Starts a polling retriever for `spec` on `tasks`; batches arrive on the returned receiver.
+/// The retriever stops when `cancel` is cancelled, the receiver is stopped or dropped, or after
+/// the shard's end.
 pub fn spawn_polling(
     client: Arc<dyn StreamClient>,
     spec: ShardReadSpec,
     config: PollingConfig,
     cancel: CancellationToken,
+    tasks: &TaskTracker,
 ) -> BatchReceiver {
-    let (sender, receiver) = channel(
+    let (sender, mut receiver) = channel(
         config.max_prefetch_batches,
         config.max_prefetch_bytes,
-        cancel.clone(),
+        cancel,
     );
     let span = tracing::info_span!("polling", shard_id = %spec.shard_id);
-    tokio::spawn(tracing::Instrument::instrument(
+    let cancel = receiver.cancel.clone();
+    receiver.task = Some(tasks.spawn(tracing::Instrument::instrument(
         poll_shard(client, spec, config, sender, cancel),
         span,
-    ));
+    )));
     receiver
 }
 
@@ -283,10 +316,11 @@ async fn poll_shard(
             Some(current) => current,
             None => {
                 let position = builder.resume_position(original_start);
-                match client
-                    .get_shard_iterator(&spec.stream_name, &spec.shard_id, position)
-                    .await
-                {
+                let created = tokio::select! {
+                    created = client.get_shard_iterator(&spec.stream_name, &spec.shard_id, position) => created,
+                    () = cancel.cancelled() => return,
+                };
+                match created {
                     Ok(created) => created,
                     Err(error) => {
                         tracing::warn!(%error, "get shard iterator failed");
@@ -356,13 +390,15 @@ async fn report_and_wait(
     waited
 }
 
-/// Starts an enhanced fan-out retriever for `spec` through the registered `consumer_arn`.
+/// Starts an enhanced fan-out retriever for `spec` through the registered `consumer_arn`, on
+/// `tasks` (stopping as described for [`spawn_polling`]).
 pub fn spawn_fan_out(
     client: Arc<dyn StreamClient>,
     spec: ShardReadSpec,
     consumer_arn: String,
     config: FanOutConfig,
     cancel: CancellationToken,
+    tasks: &TaskTracker,
 ) -> BatchReceiver {
     let max_batches = if config.max_prefetch_batches == 0 {
         4
@@ -374,12 +410,13 @@ pub fn spawn_fan_out(
     } else {
         config.max_prefetch_bytes
     };
-    let (sender, receiver) = channel(max_batches, max_bytes, cancel.clone());
+    let (sender, mut receiver) = channel(max_batches, max_bytes, cancel);
     let span = tracing::info_span!("fan_out", shard_id = %spec.shard_id);
-    tokio::spawn(tracing::Instrument::instrument(
+    let cancel = receiver.cancel.clone();
+    receiver.task = Some(tasks.spawn(tracing::Instrument::instrument(
         subscribe_shard(client, spec, consumer_arn, sender, cancel),
         span,
-    ));
+    )));
     receiver
 }
 
@@ -427,37 +464,68 @@ async fn subscribe_shard(
             }
         };
         backoff = ERROR_BACKOFF_MIN;
-        loop {
-            let event = tokio::select! {
-                event = subscription.next_event() => event,
-                () = cancel.cancelled() => return,
-            };
-            match event {
-                None => break,
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "subscription failed; resubscribing");
-                    break;
-                }
-                Some(Ok(event)) => {
-                    let at_shard_end = event.continuation_sequence_number.is_none();
-                    if let Some(next) = event.continuation_sequence_number {
-                        continuation = Some(next);
-                    }
-                    let fetched_nothing = event.records.is_empty();
-                    let batch = builder.build(
-                        event.records,
-                        event.millis_behind_latest,
-                        event.child_shards,
-                        at_shard_end,
-                    );
-                    if (!fetched_nothing || at_shard_end) && !sender.send(batch).await {
-                        return;
-                    }
-                    if at_shard_end {
-                        return;
-                    }
-                }
+        let flow = read_subscription(
+            &mut subscription,
+            &mut builder,
+            &mut continuation,
+            &sender,
+            &cancel,
+        )
+        .await;
+        // Wait for the subscription's reader (e.g. the HTTP event-stream task) to stop too.
+        subscription.close().await;
+        if flow == SubscriptionFlow::Stop {
+            return;
+        }
+    }
+}
+
+/// What to do after a subscription ended.
+#[derive(Debug, PartialEq, Eq)]
+enum SubscriptionFlow {
+    /// The subscription ended or failed: subscribe again.
+    Resubscribe,
+    /// Cancelled, the consumer is gone, or the shard ended.
+    Stop,
+}
+
+/// Forwards one subscription's events as batches until it ends.
+async fn read_subscription(
+    subscription: &mut Subscription,
+    builder: &mut BatchBuilder,
+    continuation: &mut Option<SequenceNumber>,
+    sender: &BatchSender,
+    cancel: &CancellationToken,
+) -> SubscriptionFlow {
+    loop {
+        let event = tokio::select! {
+            event = subscription.next_event() => event,
+            () = cancel.cancelled() => return SubscriptionFlow::Stop,
+        };
+        let event = match event {
+            None => return SubscriptionFlow::Resubscribe,
+            Some(Err(error)) => {
+                tracing::debug!(%error, "subscription failed; resubscribing");
+                return SubscriptionFlow::Resubscribe;
             }
+            Some(Ok(event)) => event,
+        };
+        let at_shard_end = event.continuation_sequence_number.is_none();
+        if let Some(next) = event.continuation_sequence_number {
+            *continuation = Some(next);
+        }
+        let fetched_nothing = event.records.is_empty();
+        let batch = builder.build(
+            event.records,
+            event.millis_behind_latest,
+            event.child_shards,
+            at_shard_end,
+        );
+        if (!fetched_nothing || at_shard_end) && !sender.send(batch).await {
+            return SubscriptionFlow::Stop;
+        }
+        if at_shard_end {
+            return SubscriptionFlow::Stop;
         }
     }
 }
@@ -609,6 +677,7 @@ mod tests {
                 max_prefetch_bytes: max_bytes,
             };
             let cancel = CancellationToken::new();
+            let tasks = TaskTracker::new();
             let mut receiver = spawn_polling(
                 fake.clone(),
                 spec(
@@ -617,6 +686,7 @@ mod tests {
                 ),
                 config,
                 cancel.clone(),
+                &tasks,
             );
             settle().await;
             let calls = fake.get_records_calls.load(Ordering::SeqCst);
@@ -634,6 +704,10 @@ mod tests {
                 }
             }
             cancel.cancel();
+            // Cancelling the caller's token ends the task; stopping waits for it.
+            receiver.stop().await;
+            tasks.close();
+            assert!(tasks.is_empty(), "the retriever task has finished");
         }
     }
 
@@ -641,6 +715,7 @@ mod tests {
     async fn expired_iterator_is_recreated_after_the_last_fetched_record() {
         let fake = Arc::new(FakeShard::new(5, 10));
         let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let mut receiver = spawn_polling(
             fake.clone(),
             spec(
@@ -649,6 +724,7 @@ mod tests {
             ),
             PollingConfig::default(),
             cancel.clone(),
+            &tasks,
         );
         let mut delivered = Vec::new();
         while delivered.len() < 15 {
@@ -660,7 +736,14 @@ mod tests {
                     .map(|record| record.sequence_number.to_u128().unwrap_or(0)),
             );
         }
-        cancel.cancel();
+        // Stopping the receiver alone (the caller's token untouched) ends the task.
+        receiver.stop().await;
+        tasks.close();
+        assert!(tasks.is_empty(), "the retriever task has finished");
+        assert!(
+            !cancel.is_cancelled(),
+            "the caller's token is not cancelled by stop"
+        );
         assert_eq!(
             delivered[..15],
             (1..=15).collect::<Vec<u128>>()[..],

@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, OnceCell, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 /// A held lease and its consumer's signals.
@@ -38,6 +39,9 @@ pub(crate) struct WorkerContext {
     pub(crate) shard_sync_now: Notify,
     consumers: Mutex<HashMap<ShardId, ConsumerEntry>>,
     consumer_arn: OnceCell<String>,
+    /// The consumers' retriever tasks; the scheduler waits for all of them before it reports
+    /// itself stopped (also those of consumers aborted after the shutdown timeout).
+    pub(crate) retrievers: TaskTracker,
 }
 
 impl WorkerContext {
@@ -193,6 +197,7 @@ impl Scheduler {
                 shard_sync_now: Notify::new(),
                 consumers: Mutex::new(HashMap::new()),
                 consumer_arn: OnceCell::new(),
+                retrievers: TaskTracker::new(),
             }),
             graceful: CancellationToken::new(),
             stopped: watch::Sender::new(false),
@@ -224,6 +229,7 @@ impl Scheduler {
         let renewer_stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut consumers: JoinSet<(ShardId, ConsumerExit)> = JoinSet::new();
+        let mut task_shards: HashMap<tokio::task::Id, ShardId> = HashMap::new();
         let (spawn_sender, mut spawn_requests) =
             tokio::sync::mpsc::unbounded_channel::<Arc<HeldLease>>();
 
@@ -247,12 +253,16 @@ impl Scheduler {
                     ctx.metrics.set_leases_held(ctx.consumers().len());
                     let span = tracing::info_span!("consumer", worker_id = %ctx.config.worker_id, shard_id = %shard_id);
                     let consumer_ctx = ctx.clone();
-                    consumers.spawn(async move {
+                    let task_shard = shard_id.clone();
+                    let task = consumers.spawn(async move {
                         let exit = run_consumer(consumer_ctx, held, signals).await;
                         (shard_id, exit)
                     }.instrument(span));
+                    task_shards.insert(task.id(), task_shard);
                 }
-                Some(joined) = consumers.join_next() => self.consumer_finished(joined),
+                Some(joined) = consumers.join_next_with_id() => {
+                    self.consumer_finished(joined, &mut task_shards, &mut tasks);
+                }
             }
         }
 
@@ -262,9 +272,22 @@ impl Scheduler {
         for entry in ctx.consumers().values() {
             entry.signals.shutdown.cancel();
         }
-        while let Some(joined) = consumers.join_next().await {
-            self.consumer_finished(joined);
+        let drain = async {
+            while let Some(joined) = consumers.join_next_with_id().await {
+                self.consumer_finished(joined, &mut task_shards, &mut tasks);
+            }
+        };
+        let drained = tokio::time::timeout(ctx.config.shutdown_timeout, drain).await;
+        if drained.is_err() {
+            // A processor did not finish in time: stop it; its leases expire after the
+            // failover time, and the next owner resumes from the last checkpoint.
+            tracing::warn!(timeout = ?ctx.config.shutdown_timeout, "graceful shutdown timed out; stopping the remaining consumers");
+            consumers.abort_all();
+            while consumers.join_next().await.is_some() {}
         }
+        // Every consumer has ended, so every retriever was cancelled: wait until they stopped.
+        ctx.retrievers.close();
+        ctx.retrievers.wait().await;
         renewer_stop.cancel();
         while tasks.join_next().await.is_some() {}
         ctx.metrics.snapshot(&ctx.config.worker_id).emit();
@@ -272,10 +295,16 @@ impl Scheduler {
         Ok(())
     }
 
-    fn consumer_finished(&self, joined: Result<(ShardId, ConsumerExit), tokio::task::JoinError>) {
+    fn consumer_finished(
+        &self,
+        joined: Result<(tokio::task::Id, (ShardId, ConsumerExit)), tokio::task::JoinError>,
+        task_shards: &mut HashMap<tokio::task::Id, ShardId>,
+        tasks: &mut JoinSet<()>,
+    ) {
         let ctx = &self.ctx;
         match joined {
-            Ok((shard_id, exit)) => {
+            Ok((task_id, (shard_id, exit))) => {
+                task_shards.remove(&task_id);
                 tracing::info!(shard_id = %shard_id, ?exit, "shard consumer finished");
                 if exit == ConsumerExit::LeaseLost {
                     ctx.metrics.lease_lost();
@@ -283,16 +312,21 @@ impl Scheduler {
                 ctx.consumers().remove(&shard_id);
             }
             Err(error) => {
-                // Processor panics are caught inside the consumer; this is a bug in the worker.
-                tracing::error!(%error, "shard consumer task failed");
-                let mut consumers = ctx.consumers();
-                let finished: Vec<ShardId> = consumers
-                    .iter()
-                    .filter(|(_, entry)| entry.held.is_lost())
-                    .map(|(shard_id, _)| shard_id.clone())
-                    .collect();
-                for shard_id in finished {
-                    consumers.remove(&shard_id);
+                // Processor panics are caught inside the consumer, so this is a bug in the
+                // worker itself: release the lease so the shard is retried (here or elsewhere).
+                let shard_id = task_shards.remove(&error.id());
+                tracing::error!(%error, ?shard_id, "shard consumer task failed; releasing its lease");
+                let entry = shard_id.and_then(|shard_id| ctx.consumers().remove(&shard_id));
+                if let Some(entry) = entry {
+                    let store = ctx.config.lease_store.clone();
+                    tasks.spawn(
+                        async move {
+                            if let Err(error) = entry.held.evict(store.as_ref()).await {
+                                tracing::debug!(%error, "releasing the lease of a failed consumer failed");
+                            }
+                        }
+                        .in_current_span(),
+                    );
                 }
             }
         }
@@ -391,8 +425,11 @@ async fn taker_loop(
         });
     loop {
         config.wait_unpaused().await;
+        let scan = config.lease_store.list_leases().await;
+        // Stamp the scan with the time it RETURNED: a renewal that landed while the scan was
+        // in flight must not look older than it is (never judge another's lease expired early).
         let scanned_at = config.clock.monotonic();
-        match config.lease_store.list_leases().await {
+        match scan {
             Ok(leases) => {
                 // A lease we hold that now shows another owner was lost.
                 for entry in ctx.consumers().values() {

@@ -446,6 +446,16 @@ impl ProcessFleet {
         }
     }
 
+    /// A worker's whole log (its stderr, including its `--exec` children's stderr).
+    pub fn worker_log_full(&self, worker_id: &str) -> String {
+        std::fs::read_to_string(self.dir().join(format!("{worker_id}.log"))).unwrap_or_default()
+    }
+
+    /// The records acknowledged so far.
+    pub fn produced(&self) -> &[ProducedRecord] {
+        &self.produced
+    }
+
     /// The last lines of a worker's log.
     pub fn worker_log(&self, worker_id: &str) -> String {
         self.workers

@@ -225,3 +225,81 @@ async fn the_amazon_kclpy_sample_checkpoints_on_requested_shutdown_and_not_after
         child.close(Duration::from_secs(30)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_amazon_kclpy_sample_runs_under_kcl_worker_and_checkpoints_on_sigterm() {
+    let source = match kclpy_source() {
+        Ok(source) => source,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let mut fleet = tests::fleet::ProcessFleet::start(
+        "kclpy",
+        tests::fleet::FleetOptions {
+            shards: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("fleet");
+    let command = format!(
+        "PYTHONPATH={} exec python3 {}",
+        source.display(),
+        source.join("samples/sample_kclpy_app.py").display()
+    );
+    fleet.start_exec_worker("py1", &command).expect("worker");
+    fleet.produce(200).await.expect("produce");
+    // The sample logs one "Record (Partition Key: ..." line per record to stderr.
+    tests::wait_until(
+        "the sample to log every record",
+        Duration::from_secs(90),
+        Duration::from_millis(100),
+        || {
+            let logged = fleet
+                .worker_log_full("py1")
+                .matches("Record (Partition Key:")
+                .count();
+            Ok((logged >= 200).then_some(logged))
+        },
+    )
+    .await
+    .expect("all records reached the Python processor");
+    eprintln!("the sample logged every record");
+    // SIGTERM: shutdownRequested makes the sample checkpoint; each shard's checkpoint is then
+    // its last record.
+    fleet.terminate("py1").await.expect("graceful exit");
+    let mut last_by_shard: std::collections::HashMap<String, kcl_core::kinesis::SequenceNumber> =
+        std::collections::HashMap::new();
+    for record in fleet.produced() {
+        let sequence = record.sequence_number.parse().expect("sequence number");
+        let last = last_by_shard
+            .entry(record.shard_id.clone())
+            .or_insert(sequence);
+        *last = (*last).max(sequence);
+    }
+    let leases = fleet.leases().await.expect("leases");
+    let checked = leases
+        .iter()
+        .filter(|lease| last_by_shard.contains_key(lease.lease_key.as_str()))
+        .count();
+    assert_eq!(
+        checked,
+        last_by_shard.len(),
+        "a lease for every shard: {leases:?}"
+    );
+    for lease in leases {
+        let Some(last) = last_by_shard.get(lease.lease_key.as_str()) else {
+            continue;
+        };
+        assert_eq!(
+            lease.checkpoint.sequence_number(),
+            Some(*last),
+            "{}: checkpoint {} after shutdown",
+            lease.lease_key,
+            lease.checkpoint
+        );
+        assert_eq!(lease.lease_owner, None, "the lease was released");
+    }
+}

@@ -132,8 +132,14 @@ impl Connection {
             }
         } else {
             let length = content_length.ok_or_else(|| anyhow!("no content-length"))?;
-            body.resize(length, 0);
-            self.reader.read_exact(&mut body).await?;
+            body.reserve_exact(length);
+            let read = (&mut self.reader)
+                .take(length as u64)
+                .read_to_end(&mut body)
+                .await?;
+            if read != length {
+                bail!("connection closed in the body");
+            }
         }
         Ok((status, body))
     }

@@ -341,3 +341,76 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units() {
+        let cases = [
+            ("300", 300_000),
+            ("300s", 300_000),
+            ("1500ms", 1_500),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+        ];
+        for (text, millis) in cases {
+            assert_eq!(
+                parse_duration("x", text).unwrap(),
+                Duration::from_millis(millis),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "5 parsecs", "-1s", "1.5s"] {
+            assert!(parse_duration("x", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_file_values_yield_to_flags() {
+        let file: Flags = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9000"
+            data-dir = "/var/lib/broker"
+            fsync = "interval"
+            fsync-interval-ms = 250
+            no-throughput-limits = true
+            auth-keys = "A:B"
+            "#,
+        )
+        .unwrap();
+        let flags = Flags::parse_from(["kinesis-broker", "--listen", "127.0.0.1:0"]);
+        let settings = settings(flags.merged_over(file)).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
+        let storage = settings.storage.unwrap();
+        assert_eq!(storage.data_dir, PathBuf::from("/var/lib/broker"));
+        assert_eq!(
+            storage.fsync,
+            FsyncPolicy::Interval(Duration::from_millis(250))
+        );
+        assert!(!settings.broker.throughput.enabled);
+        assert!(settings.options.auth.is_some());
+        assert!(toml::from_str::<Flags>("unknown-key = 1").is_err());
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_flag_named() {
+        let cases: [&[&str]; 4] = [
+            &["--listen", "nowhere"],
+            &["--fsync", "sometimes"],
+            &["--account-id", "12"],
+            &["--tls-cert", "c.pem"],
+        ];
+        for args in cases {
+            let flags =
+                Flags::parse_from(std::iter::once("kinesis-broker").chain(args.iter().copied()));
+            let error = settings(flags).err().expect("refused");
+            let flag = args[0];
+            assert!(
+                format!("{error:#}").contains(flag),
+                "{error:#} should name {flag}"
+            );
+        }
+    }
+}

@@ -449,7 +449,7 @@ impl Broker {
             let now = inner.now_wall();
             {
                 let mut meta = state::lock(&stream.meta);
-                let day_ago = EpochMillis(now.0 - 86_400_000);
+                let day_ago = EpochMillis(now.0.saturating_sub(86_400_000));
                 meta.scaling_history.retain(|at| *at > day_ago);
                 if meta.scaling_history.len() >= MAX_SCALINGS_PER_DAY {
                     return Err(validate::limit_exceeded(format!(
@@ -1008,7 +1008,7 @@ impl BrokerInner {
             arn: self.stream_arn(name),
             uid: self.next_stream_uid.fetch_add(1, Ordering::SeqCst),
             created_at: now,
-            active_from: self.now_mono() + self.config.create_delay,
+            active_from: self.now_mono().saturating_add(self.config.create_delay),
             counter,
             retention_hours: AtomicU32::new(MIN_RETENTION_HOURS),
             deleting: AtomicBool::new(false),

@@ -67,16 +67,23 @@ pub(crate) fn read_shard(
     let mut records =
         Vec::with_capacity(max_records.min(log.records.len() - start.min(log.records.len())));
     let mut bytes = 0usize;
-    for record in log.records.iter_from(start) {
-        if records.len() >= max_records {
-            break;
+    'chunks: for slice in log.records.slices_from(start) {
+        let mut take = 0usize;
+        let mut full = false;
+        for record in slice {
+            let taken = records.len() + take;
+            let size = record_size(record);
+            if taken >= max_records || (taken > 0 && bytes + size > max_bytes) {
+                full = true;
+                break;
+            }
+            bytes += size;
+            take += 1;
         }
-        let size = record_size(record);
-        if !records.is_empty() && bytes + size > max_bytes {
-            break;
+        records.extend_from_slice(&slice[..take]);
+        if full {
+            break 'chunks;
         }
-        bytes += size;
-        records.push(record.clone());
     }
     let next_index = start + records.len();
     let next_position = records

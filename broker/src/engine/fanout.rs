@@ -233,7 +233,7 @@ impl Broker {
             sender,
             position: start,
             last_delivered: seq::predecessor(start),
-            deadline: now + inner.config.subscription_duration,
+            deadline: now.saturating_add(inner.config.subscription_duration),
         };
         let span = tracing::debug_span!(
             "subscription",

@@ -90,6 +90,22 @@ impl RecordLog {
             })
     }
 
+    /// Records from `start`, oldest first, as contiguous slices (one per chunk).
+    pub(crate) fn slices_from(&self, start: usize) -> impl Iterator<Item = &[Record]> + '_ {
+        let position = self.head_skip + start.min(self.len);
+        let first_chunk = position / CHUNK;
+        let first_offset = position % CHUNK;
+        self.chunks
+            .iter()
+            .skip(first_chunk)
+            .enumerate()
+            .map(move |(i, chunk)| {
+                let from = if i == 0 { first_offset } else { 0 };
+                chunk.get(from..).unwrap_or(&[])
+            })
+            .filter(|slice| !slice.is_empty())
+    }
+
     /// Drops the `count` oldest records.
     pub(crate) fn trim_front(&mut self, count: usize) {
         let count = count.min(self.len);
@@ -132,6 +148,9 @@ mod tests {
         assert_eq!(log.index_of_sequence(SequenceNumber::from_u128(55)), 6);
         assert_eq!(log.index_of_arrival(EpochMillis(4096)), 4096);
         assert_eq!(log.iter_from(4095).count(), total as usize - 4095);
+        let sliced: usize = log.slices_from(4095).map(<[Record]>::len).sum();
+        assert_eq!(sliced, total as usize - 4095);
+        assert_eq!(log.slices_from(4095).next().map(<[Record]>::len), Some(1));
         log.trim_front(CHUNK + 3);
         assert_eq!(
             log.first().map(|r| r.approximate_arrival_timestamp),

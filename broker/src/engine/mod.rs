@@ -603,7 +603,9 @@ impl BrokerInner {
             return false;
         }
         let deleting_since = state::lock(&stream.meta).deleting_since;
-        deleting_since.is_some_and(|(_, since)| self.now_mono() >= since + self.config.delete_delay)
+        deleting_since.is_some_and(|(_, since)| {
+            self.now_mono() >= since.saturating_add(self.config.delete_delay)
+        })
     }
 
     fn forget_deleted_stream(&self, stream: &Arc<StreamState>) {

@@ -63,7 +63,8 @@ impl TokenBucket {
         if missing <= 0.0 || self.rate_per_sec <= 0.0 {
             return Duration::ZERO;
         }
-        Duration::from_secs_f64(missing / self.rate_per_sec)
+        Duration::try_from_secs_f64(missing / self.rate_per_sec)
+            .unwrap_or(Duration::from_secs(3600))
     }
 }
 

@@ -128,6 +128,15 @@ fn success_response<T: Serialize>(format: WireFormat, value: &T) -> Result<Respo
     Ok(response)
 }
 
+fn raw_response(format: WireFormat, body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    response
+}
+
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ServerError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -150,6 +159,41 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ServerError
                 ServerError::Serialization(format!("could not read the request body: {error}"))
             }
         })
+}
+
+/// Verifies SigV4; large bodies are hashed on a blocking thread.
+async fn verify_signature(
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+    keys: &AuthKeys,
+) -> Result<(), ServerError> {
+    fn verify(
+        method: &Method,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        keys: &AuthKeys,
+    ) -> Result<(), ServerError> {
+        let request = sigv4::SignedRequest {
+            method: method.as_str(),
+            uri,
+            headers,
+            body,
+        };
+        sigv4::verify(request, keys, now_epoch_secs())
+    }
+    if body.len() < LARGE_BODY_BYTES {
+        return verify(&parts.method, &parts.uri, &parts.headers, body, keys);
+    }
+    let (method, uri, headers) = (
+        parts.method.clone(),
+        parts.uri.clone(),
+        parts.headers.clone(),
+    );
+    let (body, keys) = (body.clone(), keys.clone());
+    tokio::task::spawn_blocking(move || verify(&method, &uri, &headers, &body, &keys))
+        .await
+        .map_err(|error| ServerError::InternalFailure(error.to_string()))?
 }
 
 fn now_epoch_secs() -> i64 {
@@ -177,16 +221,7 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     let outcome = async {
         let body = read_body(&parts.headers, body).await?;
         if let Some(keys) = &state.options.auth {
-            sigv4::verify(
-                sigv4::SignedRequest {
-                    method: parts.method.as_str(),
-                    uri: &parts.uri,
-                    headers: &parts.headers,
-                    body: &body,
-                },
-                keys,
-                now_epoch_secs(),
-            )?;
+            verify_signature(&parts, &body, keys).await?;
         }
         if parts.method != Method::POST || operation.is_empty() {
             return Err(ServerError::UnknownOperation(target.clone()));
@@ -254,13 +289,16 @@ async fn dispatch(
             let input = decode::<GetRecordsRequest>(format, body)?.into_input()?;
             let output = broker.get_records(input).await?;
             let large = output.records.len() > LARGE_RECORD_COUNT;
-            let response = GetRecordsResponse::from(output);
+            let encode = move || match format {
+                WireFormat::Json => Ok(raw_response(format, get_records_json(&output)?)),
+                WireFormat::Cbor => success_response(format, &GetRecordsResponse::from(output)),
+            };
             if large {
-                tokio::task::spawn_blocking(move || success_response(format, &response))
+                tokio::task::spawn_blocking(encode)
                     .await
                     .map_err(|error| ServerError::InternalFailure(error.to_string()))?
             } else {
-                success_response(format, &response)
+                encode()
             }
         }
         "PutRecord" => {

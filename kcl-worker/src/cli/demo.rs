@@ -109,7 +109,7 @@ impl DemoVerdict {
             self.processed, self.unique_processed
         ));
         text.push_str(&format!(
-            "duplicates         {} (re-delivered after the crash: the uncheckpointed tail)\n",
+            "duplicates         {} (re-delivered after a lease changed hands: the uncheckpointed tail)\n",
             self.duplicates
         ));
         text.push_str(&format!("lost               {}\n", self.lost));

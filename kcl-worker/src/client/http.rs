@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// AWS credentials used to sign requests.
 #[derive(Clone, PartialEq, Eq)]
@@ -762,8 +763,8 @@ impl StreamClient for HttpStreamClient {
             .await
             .map_err(CallError::into_kinesis)?;
         let (sender, receiver) = mpsc::channel(4);
-        tokio::spawn(pump_events(events, decoder, sender));
-        Ok(Subscription::new(receiver))
+        let reader = tokio::spawn(pump_events(events, decoder, sender).in_current_span());
+        Ok(Subscription::with_reader(receiver, reader))
     }
 }
 
@@ -854,6 +855,149 @@ async fn pump_events<S, E>(
                 return;
             }
             None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one canned response per connection, recording each request's head.
+    async fn canned_server(
+        responses: Vec<(u16, &'static str)>,
+    ) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for (status, body) in responses {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let mut received = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let read = socket.read(&mut chunk).await.expect("read");
+                    received.extend_from_slice(&chunk[..read]);
+                    let text = String::from_utf8_lossy(&received).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|line| {
+                                line.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(str::to_owned)
+                            })
+                            .and_then(|value| value.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if received.len() >= end + 4 + length {
+                            heads.push(text[..end].to_owned());
+                            break;
+                        }
+                    }
+                    if read == 0 {
+                        break;
+                    }
+                }
+                let reason = if status == 200 { "OK" } else { "Bad Request" };
+                let response = format!(
+                    "HTTP/1.1 {status} {reason}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(response.as_bytes()).await.expect("write");
+                socket.shutdown().await.ok();
+            }
+            heads
+        });
+        (endpoint, task)
+    }
+
+    fn client(endpoint: &str, max_retries: usize) -> HttpStreamClient {
+        let mut config = HttpClientConfig::new(endpoint)
+            .with_region("eu-west-1")
+            .with_credentials(StaticCredentials {
+                access_key_id: "AKIDTEST".to_owned(),
+                secret_access_key: "secret".to_owned(),
+                session_token: None,
+            });
+        config.retry = RetryConfig {
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            max_retries,
+        };
+        HttpStreamClient::new(config).expect("client")
+    }
+
+    const SUMMARY: &str = r#"{"StreamDescriptionSummary":{"StreamName":"s","StreamARN":"arn:aws:kinesis:eu-west-1:000000000000:stream/s","StreamStatus":"ACTIVE","RetentionPeriodHours":24,"OpenShardCount":2,"ConsumerCount":0,"StreamCreationTimestamp":1700000000.5}}"#;
+    const THROTTLED: &str = r#"{"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded for shard"}"#;
+    const NOT_FOUND: &str = r#"{"__type":"ResourceNotFoundException","message":"Stream s under account 000000000000 not found."}"#;
+
+    #[tokio::test]
+    async fn throttling_is_retried_and_requests_are_signed() {
+        let (endpoint, server) =
+            canned_server(vec![(400, THROTTLED), (500, "{}"), (200, SUMMARY)]).await;
+        let summary = client(&endpoint, 3)
+            .describe_stream_summary("s")
+            .await
+            .expect("summary after retries");
+        assert_eq!(summary.open_shard_count, 2);
+        assert_eq!(
+            summary.stream_creation_timestamp,
+            EpochMillis(1_700_000_000_500)
+        );
+        let heads = server.await.expect("server");
+        assert_eq!(heads.len(), 3);
+        for head in heads {
+            let head = head.to_ascii_lowercase();
+            assert!(
+                head.contains("x-amz-target: kinesis_20131202.describestreamsummary"),
+                "{head}"
+            );
+            assert!(
+                head.contains("authorization: aws4-hmac-sha256 credential=akidtest/"),
+                "{head}"
+            );
+            assert!(head.contains("/eu-west-1/kinesis/aws4_request"), "{head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried_and_keep_their_kind() {
+        let (endpoint, server) = canned_server(vec![(400, NOT_FOUND)]).await;
+        let error = client(&endpoint, 3)
+            .describe_stream_summary("s")
+            .await
+            .expect_err("not found");
+        assert_eq!(error.kind, KinesisErrorKind::ResourceNotFound);
+        assert!(error.message.contains("not found"));
+        assert_eq!(server.await.expect("server").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        let (endpoint, _server) = canned_server(vec![(400, THROTTLED), (400, THROTTLED)]).await;
+        let error = client(&endpoint, 1)
+            .describe_stream_summary("s")
+            .await
+            .expect_err("throttled");
+        assert_eq!(error.kind, KinesisErrorKind::ProvisionedThroughputExceeded);
+    }
+
+    #[test]
+    fn bad_configuration_is_rejected_naming_the_field() {
+        let credentials = StaticCredentials {
+            access_key_id: "a".to_owned(),
+            secret_access_key: "b".to_owned(),
+            session_token: None,
+        };
+        for endpoint in ["not a url", "ftp://host", "unix:/tmp/socket"] {
+            let error = HttpStreamClient::new(
+                HttpClientConfig::new(endpoint).with_credentials(credentials.clone()),
+            )
+            .expect_err(endpoint);
+            assert!(error.to_string().contains("endpoint"), "{error}");
         }
     }
 }

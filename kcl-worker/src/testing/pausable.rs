@@ -3,12 +3,13 @@
 use crate::config::PauseGate;
 use kcl_core::kinesis::{
     ConsumerDescription, GetRecordsOutput, HashKeyRange, KinesisError, Shard, ShardFilter, ShardId,
-    StartingPosition, StreamSummary,
+    StartingPosition, StreamSummary, SubscribeToShardEvent,
 };
 use kcl_core::lease::Lease;
 use kcl_core::lease_store::{CheckpointUpdate, LeaseStore, LeaseStoreError, Renewal};
 use kcl_core::stream_client::{StreamClient, Subscription};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// A lease store whose calls wait while the gate is closed.
 #[derive(Clone)]
@@ -160,8 +161,38 @@ impl StreamClient for PausableStreamClient {
         position: StartingPosition,
     ) -> Result<Subscription, KinesisError> {
         self.gate.wait_open().await;
-        self.inner
+        let upstream = self
+            .inner
             .subscribe_to_shard(consumer_arn, shard_id, position)
-            .await
+            .await?;
+        // Pushed events are held back too while the gate is closed: a paused worker receives
+        // (and so processes) nothing.
+        let (sender, receiver) = mpsc::channel(1);
+        let reader = tokio::spawn(forward_when_open(upstream, sender, self.gate.clone()));
+        Ok(Subscription::with_reader(receiver, reader))
     }
+}
+
+/// Forwards `upstream`'s events to `sender`, each only once `gate` is open; stops (closing
+/// `upstream` and waiting for its reader) when either side ends.
+async fn forward_when_open(
+    mut upstream: Subscription,
+    sender: mpsc::Sender<Result<SubscribeToShardEvent, KinesisError>>,
+    gate: PauseGate,
+) {
+    loop {
+        let event = tokio::select! {
+            event = upstream.next_event() => event,
+            () = sender.closed() => break,
+        };
+        let Some(event) = event else { break };
+        tokio::select! {
+            () = gate.wait_open() => {}
+            () = sender.closed() => break,
+        }
+        if sender.send(event).await.is_err() {
+            break;
+        }
+    }
+    upstream.close().await;
 }

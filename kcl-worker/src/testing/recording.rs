@@ -70,6 +70,7 @@ pub struct FaultPlan {
     /// Panic instead of returning an error.
     pub panic: bool,
     calls: Arc<AtomicU32>,
+    healed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FaultPlan {
@@ -80,7 +81,20 @@ impl FaultPlan {
             failures,
             panic,
             calls: Arc::new(AtomicU32::new(0)),
+            healed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Stops the injected failures: later calls succeed (shared by every clone of the plan).
+    pub fn heal(&self) {
+        self.healed.store(true, Ordering::SeqCst);
+    }
+
+    fn fails_now(&self) -> bool {
+        if self.healed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.calls.fetch_add(1, Ordering::SeqCst) < self.failures
     }
 
     /// How many calls failed so far.
@@ -235,8 +249,7 @@ impl ShardRecordProcessor for RecordingProcessor {
 
     async fn process_records(&mut self, input: ProcessRecordsInput) -> Result<(), ProcessorError> {
         for fault in &self.faults {
-            let call = fault.calls.fetch_add(1, Ordering::SeqCst);
-            if call < fault.failures {
+            if fault.fails_now() {
                 if fault.panic {
                     panic!("injected panic on {}", self.shard_id);
                 }
