@@ -940,3 +940,42 @@ async fn concurrent_producers_and_consumers_see_every_record() {
     }
     assert_eq!(total, 4 * 20 * 100);
 }
+
+#[tokio::test]
+async fn after_the_number_just_below_an_empty_shards_start_reads_from_its_start() {
+    // A fan-out heartbeat on a still-empty shard carries "the number just below the shard's
+    // start" as its continuation; resubscribing or iterating after it must be accepted.
+    let (_clock, broker) = manual_broker();
+    create(&broker, "empty", 1).await;
+    let just_below_start: SequenceNumber =
+        "49499999999999999999999999999999999999999999999999999999"
+            .parse()
+            .expect("sequence number");
+    let after = iterator(
+        &broker,
+        "empty",
+        &shard(0),
+        StartingPosition::AfterSequenceNumber(just_below_start),
+    )
+    .await;
+    put(&broker, "empty", "k", "first").await;
+    put(&broker, "empty", "k", "second").await;
+    let records = broker
+        .get_records(get(&after, None))
+        .await
+        .expect("get records")
+        .records;
+    assert_eq!(data_of(&records), ["first", "second"]);
+
+    let far_below: SequenceNumber = "49499999999999999999999999999999999999999999999999999998"
+        .parse()
+        .expect("sequence number");
+    let refused = broker
+        .get_shard_iterator(GetShardIteratorInput {
+            stream: StreamRef::name("empty"),
+            shard_id: shard(0),
+            position: StartingPosition::AfterSequenceNumber(far_below),
+        })
+        .await;
+    assert_kind(refused, KinesisErrorKind::InvalidArgument);
+}

@@ -76,12 +76,10 @@ impl InitialPosition {
                 // An AT_TIMESTAMP checkpoint under another initial position: read everything.
                 _ => StartingPosition::TrimHorizon,
             },
-            // A sub-sequence checkpoint may be inside an aggregated record: re-read that record
-            // and let the de-aggregator skip the user records already processed.
-            CheckpointValue::Sequence(sequence) if checkpoint.sub_sequence_number > 0 => {
-                StartingPosition::AtSequenceNumber(sequence)
-            }
-            CheckpointValue::Sequence(sequence) => StartingPosition::AfterSequenceNumber(sequence),
+            // Any sequence checkpoint may sit inside a KPL-aggregated record — also at
+            // sub-sequence 0, its first user record — so re-read that record (as the Java KCL
+            // does) and let the reader drop the user records at or below the checkpoint.
+            CheckpointValue::Sequence(sequence) => StartingPosition::AtSequenceNumber(sequence),
             CheckpointValue::ShardEnd => return None,
         })
     }

@@ -322,6 +322,10 @@ async fn poll_shard(
                 };
                 match created {
                     Ok(created) => created,
+                    Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
+                        end_vanished_shard(&sender, &mut builder, &error).await;
+                        return;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "get shard iterator failed");
                         if !report_and_wait(&sender, error, &mut backoff, &cancel).await {
@@ -343,6 +347,10 @@ async fn poll_shard(
                     "shard iterator expired; re-creating it from the last fetched record"
                 );
                 continue;
+            }
+            Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
+                end_vanished_shard(&sender, &mut builder, &error).await;
+                return;
             }
             Err(error) => {
                 tracing::warn!(%error, "get records failed");
@@ -373,6 +381,20 @@ async fn poll_shard(
             return;
         }
     }
+}
+
+/// Ends a shard the stream no longer has (a closed shard whose records all expired, or a
+/// deleted stream): delivers an empty shard-end batch so the lease reaches SHARD_END and its
+/// children are not blocked forever, as the Java KCL treats `ResourceNotFoundException`.
+async fn end_vanished_shard(
+    sender: &BatchSender,
+    builder: &mut BatchBuilder,
+    error: &KinesisError,
+) {
+    tracing::warn!(%error, "shard no longer exists; treating it as ended");
+    let batch = builder.build(Vec::new(), 0, Vec::new(), true);
+    // A closed channel means the consumer is already stopping: nothing more to do.
+    let _delivered = sender.send(batch).await;
 }
 
 /// Reports a non-transient error to the consumer (for metrics/logs) and backs off.
@@ -448,6 +470,10 @@ async fn subscribe_shard(
         };
         let mut subscription = match subscribed {
             Ok(subscription) => subscription,
+            Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
+                end_vanished_shard(&sender, &mut builder, &error).await;
+                return;
+            }
             Err(error) => {
                 // Resubscribing too early is ResourceInUse; wait and retry quietly.
                 if error.kind != KinesisErrorKind::ResourceInUse {

@@ -567,6 +567,12 @@ impl BrokerInner {
             StartingPosition::Latest => Ok(after_last),
             StartingPosition::AtSequenceNumber(sequence_number) => check_in_shard(sequence_number),
             StartingPosition::AfterSequenceNumber(sequence_number) => {
+                // "After the number just below the shard's start" is where a fan-out heartbeat
+                // of a still-empty shard tells the consumer to continue from.
+                let before_first = sequence_number.successor() == shard.starting_sequence_number;
+                if before_first {
+                    return Ok(shard.starting_sequence_number);
+                }
                 check_in_shard(sequence_number).map(SequenceNumber::successor)
             }
             StartingPosition::AtTimestamp(at) => {

@@ -220,6 +220,14 @@ impl Broker {
         for shard_records in recovered.shards {
             restore_records(&by_uid, shard_records, now);
         }
+        // Records become readable before their journal write is durable, so a crash can lose
+        // sequence numbers that a consumer already saw (and checkpointed). Jumping every counter
+        // past anything the crashed process could have handed out keeps every sequence number
+        // issued after the restart above them, so a retried record is never hidden behind such a
+        // checkpoint.
+        for stream in streams.values() {
+            stream.counter.fetch_add(seq::RESTART_GAP, Ordering::SeqCst);
+        }
         Ok(Broker::from_parts(
             config,
             journal,

@@ -19,6 +19,11 @@ fn base() -> SequenceNumber {
     })
 }
 
+/// How far a restored stream's counter jumps past the last recovered sequence number: more than
+/// a crashed process could ever have handed out without persisting (2^40 records), while leaving
+/// room for millions of restarts in the 64-bit counter.
+pub(crate) const RESTART_GAP: u64 = 1 << 40;
+
 /// The sequence number of counter value `counter`.
 pub(crate) fn from_counter(counter: u64) -> SequenceNumber {
     let (high, low) = base().to_parts();
