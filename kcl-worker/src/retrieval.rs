@@ -785,10 +785,10 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn records_at_or_below_the_checkpoint_are_not_delivered() {
+    /// What a reader re-reading from sequence 7 (an aggregate of 4 user records) and 8 (a plain
+    /// record) delivers to a lease whose checkpoint is `checkpoint`.
+    fn delivered_after(checkpoint: ExtendedSequenceNumber) -> Vec<(u128, u64)> {
         use crate::kpl::{UserRecord, aggregate};
-        // An aggregate of 4 user records at sequence 7, checkpointed at sub-sequence 1.
         let users: Vec<UserRecord> = (0..4)
             .map(|index| UserRecord {
                 partition_key: format!("k{index}"),
@@ -797,7 +797,7 @@ mod tests {
             })
             .collect();
         let mut builder = BatchBuilder {
-            checkpoint: ExtendedSequenceNumber::new(SequenceNumber::from_u128(7), 1),
+            checkpoint,
             hash_key_range: None,
             last_fetched: None,
         };
@@ -817,7 +817,7 @@ mod tests {
             Vec::new(),
             false,
         );
-        let positions: Vec<(u128, u64)> = batch
+        batch
             .records
             .iter()
             .map(|r| {
@@ -826,15 +826,33 @@ mod tests {
                     r.sub_sequence_number,
                 )
             })
-            .collect();
-        assert_eq!(positions, vec![(7, 2), (7, 3), (8, 0)]);
-        // A re-read overlapping what was fetched delivers nothing twice.
-        let again = builder.build(
-            vec![record(8, Bytes::from_static(b"plain"))],
-            0,
-            Vec::new(),
-            false,
-        );
-        assert!(again.records.is_empty());
+            .collect()
+    }
+
+    #[test]
+    fn records_at_or_below_the_checkpoint_are_not_delivered() {
+        let at = |sequence: u128, sub: u64| {
+            ExtendedSequenceNumber::new(SequenceNumber::from_u128(sequence), sub)
+        };
+        let cases = [
+            // The first user record of an aggregate: the rest of the aggregate is still due
+            // (a lease resumes AT the checkpointed sequence number for exactly this reason).
+            (at(7, 0), vec![(7, 1), (7, 2), (7, 3), (8, 0)]),
+            (at(7, 1), vec![(7, 2), (7, 3), (8, 0)]),
+            (at(7, 3), vec![(8, 0)]),
+            // A plain record re-read at its own sequence number is not delivered again.
+            (at(8, 0), vec![]),
+            (
+                ExtendedSequenceNumber::TRIM_HORIZON,
+                vec![(7, 0), (7, 1), (7, 2), (7, 3), (8, 0)],
+            ),
+        ];
+        for (checkpoint, expected) in cases {
+            assert_eq!(
+                delivered_after(checkpoint),
+                expected,
+                "checkpoint {checkpoint}"
+            );
+        }
     }
 }

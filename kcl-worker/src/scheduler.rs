@@ -290,6 +290,13 @@ impl Scheduler {
         ctx.retrievers.wait().await;
         renewer_stop.cancel();
         while tasks.join_next().await.is_some() {}
+        // A take in flight when shutdown began may still have succeeded: release those leases
+        // too, so other workers take them at once instead of after a failover time.
+        while let Ok(held) = spawn_requests.try_recv() {
+            if let Err(error) = held.evict(ctx.config.lease_store.as_ref()).await {
+                tracing::warn!(shard_id = %held.shard_id(), %error, "releasing a lease taken during shutdown failed");
+            }
+        }
         ctx.metrics.snapshot(&ctx.config.worker_id).emit();
         tracing::info!("worker stopped");
         Ok(())
@@ -544,7 +551,11 @@ async fn renewer_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
             Ok(report) => {
                 for lost in &report.lost {
                     tracing::warn!(shard_id = %lost.shard_id, reason = %lost.reason, "lease lost");
-                    if let Some(entry) = ctx.consumers().get(&lost.shard_id) {
+                    // Only the consumer of the lease that was renewed (and marked lost): the shard
+                    // may have been taken again meanwhile, with a new consumer and held lease.
+                    if let Some(entry) = ctx.consumers().get(&lost.shard_id)
+                        && entry.held.is_lost()
+                    {
                         entry.signals.lost.cancel();
                     }
                 }
