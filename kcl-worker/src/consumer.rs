@@ -269,7 +269,7 @@ impl Consumer {
     /// A merge child whose other parent has no lease yet (it descends from a shard still being
     /// processed) must not get its lease now, or it could be processed before that parent: keep
     /// the lease and retry every `parent_shard_poll_interval` until the other parent's lease
-    /// exists. Inconsistent child lists are logged and left to the shard sync.
+    /// exists. An inconsistent child list is logged and retried the same way.
     async fn create_child_leases(&self, children: &[ChildShard]) -> Result<(), Interrupt> {
         let store = &self.ctx.config.lease_store;
         let shard_id = self.held.shard_id();
@@ -301,8 +301,11 @@ impl Consumer {
                             None
                         }
                         Err(error) => {
-                            tracing::error!(%error, "inconsistent child shards at shard end; the shard sync will create them");
-                            return Ok(());
+                            // Storing SHARD_END now would leave the children without leases (the
+                            // shard sync never creates leases below a leased parent): keep the
+                            // lease, say so loudly, and look again.
+                            tracing::error!(%error, "inconsistent child shards at shard end; keeping the lease and retrying");
+                            None
                         }
                     }
                 }
