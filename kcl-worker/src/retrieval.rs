@@ -204,6 +204,15 @@ struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    /// A builder for a reader that has fetched nothing yet.
+    fn for_spec(spec: &ShardReadSpec) -> Self {
+        BatchBuilder {
+            checkpoint: spec.checkpoint,
+            hash_key_range: spec.hash_key_range,
+            last_fetched: None,
+        }
+    }
+
     fn build(
         &mut self,
         raw: Vec<Record>,
@@ -304,11 +313,7 @@ async fn poll_shard(
     cancel: CancellationToken,
 ) {
     let original_start = spec.start;
-    let mut builder = BatchBuilder {
-        checkpoint: spec.checkpoint,
-        hash_key_range: spec.hash_key_range,
-        last_fetched: None,
-    };
+    let mut builder = BatchBuilder::for_spec(&spec);
     let mut iterator: Option<String> = None;
     let mut backoff = ERROR_BACKOFF_MIN;
     while !cancel.is_cancelled() {
@@ -450,11 +455,7 @@ async fn subscribe_shard(
     cancel: CancellationToken,
 ) {
     let original_start = spec.start;
-    let mut builder = BatchBuilder {
-        checkpoint: spec.checkpoint,
-        hash_key_range: spec.hash_key_range,
-        last_fetched: None,
-    };
+    let mut builder = BatchBuilder::for_spec(&spec);
     // Where to resubscribe when nothing was delivered yet: the last continuation point.
     let mut continuation: Option<SequenceNumber> = None;
     let mut backoff = ERROR_BACKOFF_MIN;
