@@ -164,13 +164,23 @@ async fn http_client_fan_out_with_sqlite_leases() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kpl_aggregates_are_deaggregated_and_checkpointed_by_sub_sequence() {
+async fn kpl_aggregates_are_deaggregated_and_checkpointed_by_sub_sequence_polling() {
+    kpl_scenario(RetrievalMode::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregates_are_deaggregated_and_checkpointed_by_sub_sequence_fan_out() {
+    kpl_scenario(RetrievalMode::FanOut(FanOutConfig::default())).await;
+}
+
+async fn kpl_scenario(retrieval: RetrievalMode) {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = broker();
     let client: Arc<dyn StreamClient> = Arc::new(kcl_worker::client::EmbeddedStreamClient::new(
         broker.clone(),
     ));
-    let config = FleetConfig::fast(SystemClock::shared(), 1);
+    let mut config = FleetConfig::fast(SystemClock::shared(), 1);
+    config.retrieval = retrieval;
     let fleet = Fleet::with_client(config, sqlite_store(&dir).await, broker.clone(), client)
         .await
         .expect("fleet");

@@ -77,17 +77,7 @@ impl RecordLog {
 
     /// Records from `start`, oldest first.
     pub(crate) fn iter_from(&self, start: usize) -> impl Iterator<Item = &Record> + '_ {
-        let position = self.head_skip + start.min(self.len);
-        let first_chunk = position / CHUNK;
-        let first_offset = position % CHUNK;
-        self.chunks
-            .iter()
-            .skip(first_chunk)
-            .enumerate()
-            .flat_map(move |(i, chunk)| {
-                let from = if i == 0 { first_offset } else { 0 };
-                chunk.get(from..).unwrap_or(&[]).iter()
-            })
+        self.slices_from(start).flatten()
     }
 
     /// Records from `start`, oldest first, as contiguous slices (one per chunk).

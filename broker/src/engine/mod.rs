@@ -67,7 +67,7 @@ mod log;
 mod seq;
 mod state;
 mod throttle;
-mod token;
+pub(crate) mod token;
 mod validate;
 
 pub use api::*;

@@ -206,7 +206,7 @@ pub(crate) fn format_java_date(time: EpochMillis) -> String {
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month 1–12, day 1–31),
 /// counting in 400-year eras of 146,097 days.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let shifted = days + 719_468; // days since 0000-03-01
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
