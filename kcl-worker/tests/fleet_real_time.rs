@@ -4,6 +4,7 @@
 use broker::engine::{
     Broker, BrokerConfig, PutRecordsInput, PutRecordsRequestEntry, StreamRef, ThroughputLimits,
 };
+use broker::server::RunningServer;
 use bytes::Bytes;
 use kcl_core::clock::SystemClock;
 use kcl_core::lease_store::LeaseStore;
@@ -32,7 +33,9 @@ fn broker() -> Broker {
     Broker::new(config)
 }
 
-async fn http_scenario(retrieval: RetrievalMode) {
+/// A 4-shard fleet reading through the HTTP client from an in-process `kinesis-broker`, with
+/// its leases in a SQLite file (kept alive by the returned temp dir).
+async fn http_fleet(retrieval: RetrievalMode) -> (tempfile::TempDir, RunningServer, Fleet) {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = broker();
     let server = broker::server::spawn(
@@ -58,6 +61,11 @@ async fn http_scenario(retrieval: RetrievalMode) {
     let fleet = Fleet::with_client(config, sqlite_store(&dir).await, broker, client)
         .await
         .expect("fleet");
+    (dir, server, fleet)
+}
+
+async fn http_scenario(retrieval: RetrievalMode) {
+    let (_dir, server, fleet) = http_fleet(retrieval).await;
     fleet.add_worker("w1");
     fleet.add_worker("w2");
     fleet.produce(400, 16).await.expect("produce");
@@ -80,31 +88,7 @@ async fn http_scenario(retrieval: RetrievalMode) {
 }
 
 async fn http_graceful_handoff(retrieval: RetrievalMode) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = broker();
-    let server = broker::server::spawn(
-        broker.clone(),
-        Default::default(),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("server");
-    let credentials = StaticCredentials {
-        access_key_id: "AKIDEXAMPLE".to_owned(),
-        secret_access_key: "secret".to_owned(),
-        session_token: None,
-    };
-    let client: Arc<dyn StreamClient> = Arc::new(
-        HttpStreamClient::new(
-            HttpClientConfig::new(server.endpoint()).with_credentials(credentials),
-        )
-        .expect("client"),
-    );
-    let mut config = FleetConfig::fast(SystemClock::shared(), 4);
-    config.retrieval = retrieval;
-    let fleet = Fleet::with_client(config, sqlite_store(&dir).await, broker, client)
-        .await
-        .expect("fleet");
+    let (_dir, server, fleet) = http_fleet(retrieval).await;
     fleet.add_worker("w1");
     fleet.add_worker("w2");
     // Produce only once the workers are balanced and the victim of any start-up steal has
