@@ -22,10 +22,17 @@ pub enum LeaseStoreError {
     /// The store is busy or throttled; the operation may be retried.
     #[error("lease store is throttled: {0}")]
     Throttled(String),
-    /// The store is not usable: not a lease table, a foreign file, a wrong schema version.
+    /// The store, or one lease in it, is not valid: not a lease table, a foreign file, a wrong
+    /// schema version, or a lease row that cannot be decoded (the message names the lease and
+    /// the field).
     #[error("lease store is invalid: {0}")]
     InvalidStore(String),
-    /// Any other failure of the underlying database or its connection.
+    /// The store cannot be used until an operator acts: the disk is full, the file is corrupt,
+    /// read-only, cannot be opened, or was replaced by something that is not a database.
+    /// Retrying does not help.
+    #[error("lease store is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure of the underlying database or its connection, presumably transient.
     #[error("lease store failed: {0}")]
     Storage(String),
 }
@@ -34,6 +41,21 @@ impl LeaseStoreError {
     /// Whether this is a failed condition (the lease is not as the caller believed).
     pub fn is_condition_failed(&self) -> bool {
         matches!(self, LeaseStoreError::ConditionFailed { .. })
+    }
+
+    /// Whether the same operation may succeed if simply tried again later: `true` for
+    /// [`Throttled`](LeaseStoreError::Throttled) (another writer held the lock) and
+    /// [`Storage`](LeaseStoreError::Storage) (a transient failure); `false` for
+    /// [`ConditionFailed`](LeaseStoreError::ConditionFailed) (the lease changed: re-read it
+    /// instead), [`InvalidStore`](LeaseStoreError::InvalidStore) and
+    /// [`Unavailable`](LeaseStoreError::Unavailable) (an operator must act first).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LeaseStoreError::Throttled(_) | LeaseStoreError::Storage(_) => true,
+            LeaseStoreError::ConditionFailed { .. }
+            | LeaseStoreError::InvalidStore(_)
+            | LeaseStoreError::Unavailable(_) => false,
+        }
     }
 }
 
@@ -69,6 +91,14 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool, LeaseStoreError>;
 
     /// Every lease of the table.
+    ///
+    /// A store whose rows can be damaged from outside (SQLite) skips a row it cannot decode,
+    /// logging it with `tracing::error!`, and returns the rest, so one bad row never stops the
+    /// fleet from taking, renewing and cleaning up the other leases; [`get_lease`] and every
+    /// write on that key then fail with [`LeaseStoreError::InvalidStore`] and leave the row as
+    /// it is.
+    ///
+    /// [`get_lease`]: LeaseStore::get_lease
     async fn list_leases(&self) -> Result<Vec<Lease>, LeaseStoreError>;
 
     /// The lease on `lease_key`, if it exists.

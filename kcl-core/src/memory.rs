@@ -30,7 +30,8 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 /// A lease table held in memory. Cheap operations under one short mutex; never awaits while
-/// holding it.
+/// holding it. Its leases are values, never encoded rows, so no lease is ever undecodable and
+/// [`list_leases`](LeaseStore::list_leases) never skips one.
 #[derive(Debug, Default)]
 pub struct InMemoryLeaseStore {
     leases: Mutex<BTreeMap<ShardId, Lease>>,

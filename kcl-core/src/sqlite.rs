@@ -2,15 +2,28 @@
 //!
 //! - One table per application (the name is sanitized into a table name with a hash suffix, so
 //!   distinct names never collide) plus a `kcl_applications` table naming them.
-//! - WAL journal, `synchronous=NORMAL`, a busy timeout, every write in `BEGIN IMMEDIATE` (the
-//!   write lock is taken before the read of the read-modify-write, so two processes can never
-//!   both pass a condition), cached prepared statements, a batch of renewals in one transaction.
+//! - WAL journal, `synchronous=NORMAL`, a busy timeout ([`SqliteOptions::busy_timeout`]), every
+//!   write in `BEGIN IMMEDIATE` (the write lock is taken before the read of the
+//!   read-modify-write, so two processes can never both pass a condition), cached prepared
+//!   statements, a batch of renewals in one transaction.
 //! - Group commit: writes queued while the previous transaction ran are applied one after the
 //!   other in ONE transaction (each with its own condition; one write's failed condition does not
 //!   affect the others) and each caller is answered only after that transaction committed.
 //! - The file is stamped with an `application_id` and a schema version (`PRAGMA user_version`).
 //!   A file that is not SQLite, belongs to another program or has a newer schema is refused
-//!   with [`LeaseStoreError::InvalidStore`] and left untouched.
+//!   with [`LeaseStoreError::InvalidStore`] and left untouched. The identity is read from one
+//!   consistent snapshot, so a file another process is initialising at that moment is never
+//!   mistaken for a foreign one.
+//! - Fleet cold start: any number of processes may open a new file at the same moment. Set-up
+//!   that finds the file busy (another process is switching it to WAL or creating its table) is
+//!   retried with a bounded backoff until [`SqliteOptions::open_timeout`].
+//! - Errors are classified: a lock held by another connection for longer than the busy timeout
+//!   is [`LeaseStoreError::Throttled`]; a full disk, a corrupt, read-only or unopenable file is
+//!   [`LeaseStoreError::Unavailable`] (an operator must act; see
+//!   [`LeaseStoreError::is_retryable`]).
+//! - A lease row that cannot be decoded is skipped by scans (logged with `tracing::error!`, and
+//!   counted by [`SqliteLeaseStore::skipped_rows`]); reading or writing that key fails with
+//!   [`LeaseStoreError::InvalidStore`] naming the key and the field, and never overwrites it.
 //! - All SQLite work runs on one dedicated thread per store (never on async worker threads);
 //!   requests reach it through a channel. Dropping the store ends the thread after the requests
 //!   already sent.
@@ -42,15 +55,85 @@ use crate::lease_store::{CheckpointUpdate, LeaseStore, LeaseStoreError, Renewal}
 use md5::{Digest, Md5};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 /// `PRAGMA application_id` of a kcl-rs lease file ("KCLR").
 pub const APPLICATION_ID: i32 = 0x4B43_4C52;
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i32 = 1;
-/// How long a write waits for another process's write lock before giving up as throttled.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default [`SqliteOptions::busy_timeout`]: a quarter of the default failover time (10 s).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_millis(2_500);
+/// The default [`SqliteOptions::open_timeout`].
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest busy timeout SQLite accepts (`i32::MAX` milliseconds, about 24.8 days); longer
+/// ones are capped to it.
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// The longest pause between two set-up attempts on a busy file while opening.
+const MAX_OPEN_PAUSE: Duration = Duration::from_millis(50);
+
+/// How a [`SqliteLeaseStore`] uses its file.
+///
+/// ```
+/// use kcl_core::sqlite::SqliteOptions;
+/// use std::time::Duration;
+///
+/// // A fleet whose failover time is 4 s: renewals may be retried several times within it.
+/// let options = SqliteOptions::for_failover_time(Duration::from_secs(4));
+/// assert_eq!(options.busy_timeout, Duration::from_secs(1));
+/// assert_eq!(SqliteOptions::default().busy_timeout, Duration::from_millis(2_500));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long one statement waits for a lock held by another connection (another process
+    /// writing the same file) before failing as [`LeaseStoreError::Throttled`]. Default 2.5 s.
+    ///
+    /// Set it to at most the failover time / 4 ([`SqliteOptions::for_failover_time`]) so that a
+    /// renewal blocked by another writer fails fast enough to be retried several times before
+    /// the lease expires. If another process holds the write lock for longer than the failover
+    /// time (a stuck process, an operator's open transaction), every write of every worker on
+    /// the file fails as `Throttled` until the lock is released: renewals fail, so each worker's
+    /// leases expire locally and it stops processing them, and no other worker on the same file
+    /// can take them either (it cannot write); processing resumes once the lock is released.
+    /// Values above about 24 days are capped.
+    pub busy_timeout: Duration,
+    /// How long [`SqliteLeaseStore::open`] keeps retrying the set-up of a file that other
+    /// processes are opening or initialising at the same moment before failing as
+    /// [`LeaseStoreError::Throttled`]. Default 30 s.
+    pub open_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// The defaults with `busy_timeout` = `failover_time` / 4.
+    pub fn for_failover_time(failover_time: Duration) -> Self {
+        SqliteOptions::default().with_busy_timeout(failover_time / 4)
+    }
+
+    /// These options with another [`busy_timeout`](SqliteOptions::busy_timeout).
+    pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// These options with another [`open_timeout`](SqliteOptions::open_timeout).
+    pub fn with_open_timeout(mut self, open_timeout: Duration) -> Self {
+        self.open_timeout = open_timeout;
+        self
+    }
+}
 
 const COLUMNS: &str = "lease_key, lease_owner, lease_counter, checkpoint, checkpoint_sub, \
     pending_checkpoint, pending_checkpoint_sub, pending_checkpoint_state, owner_switches, \
@@ -122,6 +205,7 @@ fn duplicate(error: &LeaseStoreError) -> LeaseStoreError {
         }
         LeaseStoreError::Throttled(message) => LeaseStoreError::Throttled(message.clone()),
         LeaseStoreError::InvalidStore(message) => LeaseStoreError::InvalidStore(message.clone()),
+        LeaseStoreError::Unavailable(message) => LeaseStoreError::Unavailable(message.clone()),
         LeaseStoreError::Storage(message) => LeaseStoreError::Storage(message.clone()),
     }
 }
@@ -134,6 +218,8 @@ pub struct SqliteLeaseStore {
     thread_ended: tokio::sync::oneshot::Receiver<()>,
     path: PathBuf,
     table: String,
+    /// Rows the latest scan could not decode and skipped.
+    skipped: Arc<AtomicU64>,
 }
 
 /// The table name for an application: `leases_` + the name's safe characters + a hash suffix.
@@ -154,25 +240,66 @@ pub fn table_name(application_name: &str) -> String {
     format!("leases_{safe}_{suffix}")
 }
 
+/// Classifies an error of an open store: busy → throttled (retry), a problem only an operator
+/// can fix → unavailable, anything else → storage.
 fn storage_error(error: rusqlite::Error) -> LeaseStoreError {
+    let unavailable = |what: &str| LeaseStoreError::Unavailable(format!("{what} ({error})"));
     match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             LeaseStoreError::Throttled(format!("sqlite is busy: {error}"))
         }
-        Some(ErrorCode::NotADatabase) => {
-            LeaseStoreError::InvalidStore(format!("file is not a SQLite database: {error}"))
-        }
+        Some(ErrorCode::DiskFull) => unavailable("disk full"),
+        Some(ErrorCode::DatabaseCorrupt) => unavailable("file is corrupt"),
+        Some(ErrorCode::ReadOnly) => unavailable("file is read-only"),
+        Some(ErrorCode::SystemIoFailure) => unavailable("i/o error on the file"),
+        Some(ErrorCode::CannotOpen) => unavailable("cannot open the file"),
+        Some(ErrorCode::PermissionDenied) => unavailable("permission denied"),
+        // Only after a successful open: the file was replaced or overwritten while in use.
+        Some(ErrorCode::NotADatabase) => unavailable("file is no longer a SQLite database"),
         _ => LeaseStoreError::Storage(format!("sqlite: {error}")),
+    }
+}
+
+/// Classifies an error while opening `path`: as [`storage_error`], except that a file that is
+/// not SQLite is refused as invalid, and the path is named.
+fn open_error(path: &Path, error: rusqlite::Error) -> LeaseStoreError {
+    if error.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+        return LeaseStoreError::InvalidStore(format!(
+            "{}: file is not a SQLite database: {error}",
+            path.display()
+        ));
+    }
+    match storage_error(error) {
+        LeaseStoreError::Unavailable(message) => {
+            LeaseStoreError::Unavailable(format!("{}: {message}", path.display()))
+        }
+        other => other,
     }
 }
 
 impl SqliteLeaseStore {
     /// Opens (creating if needed) the lease table of `application_name` in the SQLite file at
-    /// `path`. Fails with [`LeaseStoreError::InvalidStore`] if the file is not SQLite, belongs
-    /// to another program, or has a schema version this build does not know.
+    /// `path`, with the default [`SqliteOptions`]. Fails with [`LeaseStoreError::InvalidStore`]
+    /// if the file is not SQLite, belongs to another program, or has a schema version this build
+    /// does not know, and with [`LeaseStoreError::Unavailable`] if it cannot be opened or
+    /// written (a missing directory, a read-only or full file system).
+    ///
+    /// Any number of processes may open the same new file at the same moment: set-up retries
+    /// while the file is busy, for up to [`SqliteOptions::open_timeout`].
     pub async fn open(
         path: impl AsRef<Path>,
         application_name: &str,
+    ) -> Result<Self, LeaseStoreError> {
+        SqliteLeaseStore::open_with_options(path, application_name, SqliteOptions::default()).await
+    }
+
+    /// As [`open`](SqliteLeaseStore::open), with `options` (set
+    /// [`busy_timeout`](SqliteOptions::busy_timeout) from the fleet's failover time with
+    /// [`SqliteOptions::for_failover_time`]).
+    pub async fn open_with_options(
+        path: impl AsRef<Path>,
+        application_name: &str,
+        options: SqliteOptions,
     ) -> Result<Self, LeaseStoreError> {
         let path = path.as_ref().to_path_buf();
         if application_name.is_empty() {
@@ -192,7 +319,7 @@ impl SqliteLeaseStore {
             .spawn(move || {
                 // Dropped when this thread ends, which `close` waits for.
                 let _ended = ended_sender;
-                let opened = Database::open(&thread_path, &application, thread_table);
+                let opened = Database::open(&thread_path, &application, thread_table, &options);
                 let mut database = match opened {
                     Ok(database) => {
                         let _ = ready_sender.send(Ok(()));
@@ -225,7 +352,15 @@ impl SqliteLeaseStore {
             thread_ended,
             path,
             table,
+            skipped: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many rows the latest [`list_leases`](LeaseStore::list_leases) skipped because they
+    /// could not be decoded (each one is logged with `tracing::error!` naming the lease, the
+    /// table and the field); 0 before the first scan and once the rows are repaired or deleted.
+    pub fn skipped_rows(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// Finishes the requests already sent, closes the connection and waits until it is closed
@@ -294,6 +429,8 @@ struct Database {
 
 /// The statements of one application's table.
 struct Sql {
+    /// The table's name (for logs).
+    table: String,
     select_one: String,
     select_all: String,
     insert: String,
@@ -301,25 +438,36 @@ struct Sql {
     delete: String,
 }
 
-fn read_identity(connection: &Connection) -> Result<(i32, i32, i64), LeaseStoreError> {
-    let application_id: i32 = connection
-        .query_row("PRAGMA application_id", [], |row| row.get(0))
-        .map_err(storage_error)?;
-    let user_version: i32 = connection
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(storage_error)?;
-    let tables: i64 = connection
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(storage_error)?;
+/// What the file says it is: `application_id`, `user_version` and its number of tables.
+type Identity = (i32, i32, i64);
+
+/// Reads the identity inside the caller's open transaction.
+fn read_identity(connection: &Connection) -> Result<Identity, rusqlite::Error> {
+    // The table count first: it starts the read transaction (the snapshot) if none is open yet.
+    let tables: i64 = connection.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |row| row.get(0),
+    )?;
+    let application_id: i32 =
+        connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+    let user_version: i32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     Ok((application_id, user_version, tables))
 }
 
+/// Reads the identity from one consistent snapshot (one read transaction), so that a set-up
+/// committed by another process is seen either entirely or not at all: three separate queries
+/// could see its tables but the `application_id` of before and take the file for a foreign one.
+fn read_identity_snapshot(connection: &mut Connection) -> Result<Identity, rusqlite::Error> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let identity = read_identity(&transaction)?;
+    // Read only: ending it either way is the same; commit releases the snapshot.
+    transaction.commit()?;
+    Ok(identity)
+}
+
 /// Whether the file may be used; `Ok(true)` if it still needs initializing.
-fn check_identity(path: &Path, identity: (i32, i32, i64)) -> Result<bool, LeaseStoreError> {
+fn check_identity(path: &Path, identity: Identity) -> Result<bool, LeaseStoreError> {
     let (application_id, user_version, tables) = identity;
     if application_id == 0 && user_version == 0 && tables == 0 {
         return Ok(true);
@@ -347,25 +495,89 @@ fn check_identity(path: &Path, identity: (i32, i32, i64)) -> Result<bool, LeaseS
     Ok(false)
 }
 
+/// The rollback journal modes a file may still be in while another process switches it to WAL.
+fn is_rollback_journal(mode: &str) -> bool {
+    ["delete", "truncate", "persist"]
+        .iter()
+        .any(|rollback| mode.eq_ignore_ascii_case(rollback))
+}
+
+/// A pause of `base` plus up to 100% random jitter, so that processes retrying together spread.
+fn jittered(base: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let base_micros = u64::try_from(base.as_micros()).unwrap_or(u64::MAX).max(1);
+    base + Duration::from_micros(random % base_micros)
+}
+
 impl Database {
-    fn open(path: &Path, application_name: &str, table: String) -> Result<Self, LeaseStoreError> {
-        let mut connection = Connection::open(path).map_err(storage_error)?;
+    fn open(
+        path: &Path,
+        application_name: &str,
+        table: String,
+        options: &SqliteOptions,
+    ) -> Result<Self, LeaseStoreError> {
+        // No deadline if it is too far to represent.
+        let deadline = Instant::now().checked_add(options.open_timeout);
+        let mut connection = Connection::open(path).map_err(|error| open_error(path, error))?;
         connection
-            .busy_timeout(BUSY_TIMEOUT)
-            .map_err(storage_error)?;
+            .busy_timeout(options.busy_timeout.min(MAX_BUSY_TIMEOUT))
+            .map_err(|error| open_error(path, error))?;
         connection.set_prepared_statement_cache_capacity(32);
-        // Refuse foreign files before changing anything in them.
-        let identity = read_identity(&connection).map_err(|error| match error {
-            LeaseStoreError::InvalidStore(message) => {
-                LeaseStoreError::InvalidStore(format!("{}: {message}", path.display()))
+        // SQLite does not always wait on its busy handler during set-up (switching the journal
+        // mode, a lock that cannot be upgraded): another process initialising the same file is
+        // answered with "database is locked" at once. Retry until the deadline.
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match Database::set_up(&mut connection, path, application_name, &table) {
+                Ok(()) => break,
+                Err(LeaseStoreError::Throttled(message)) => {
+                    let left =
+                        deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+                    if left == Some(Duration::ZERO) {
+                        return Err(LeaseStoreError::Throttled(format!(
+                            "{} stayed busy for {:?} while opening: {message}",
+                            path.display(),
+                            options.open_timeout
+                        )));
+                    }
+                    let pause_now = jittered(pause);
+                    std::thread::sleep(left.map_or(pause_now, |left| pause_now.min(left)));
+                    pause = (pause * 2).min(MAX_OPEN_PAUSE);
+                }
+                Err(error) => return Err(error),
             }
-            other => other,
-        })?;
-        check_identity(path, identity)?;
+        }
+        Ok(Database {
+            connection,
+            sql: Sql::new(table),
+        })
+    }
+
+    /// One attempt to check, configure and initialise the file; `Throttled` if it was busy.
+    fn set_up(
+        connection: &mut Connection,
+        path: &Path,
+        application_name: &str,
+        table: &str,
+    ) -> Result<(), LeaseStoreError> {
+        let error = |error| open_error(path, error);
+        // Refuse foreign files before changing anything in them.
+        check_identity(path, read_identity_snapshot(connection).map_err(error)?)?;
         let mode: String = connection
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(storage_error)?;
+            .map_err(error)?;
         if !mode.eq_ignore_ascii_case("wal") {
+            // SQLite answers with the old mode when it could not switch (another connection
+            // holds a lock): that is a busy file, not a refusal.
+            if is_rollback_journal(&mode) {
+                return Err(LeaseStoreError::Throttled(format!(
+                    "{} could not be switched to WAL yet (journal mode is {mode})",
+                    path.display()
+                )));
+            }
             return Err(LeaseStoreError::Storage(format!(
                 "cannot use WAL journal mode on {} (got {mode})",
                 path.display()
@@ -380,13 +592,13 @@ impl Database {
                  PRAGMA cache_size = -65536;
                  PRAGMA mmap_size = 268435456;",
             )
-            .map_err(storage_error)?;
+            .map_err(error)?;
 
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(storage_error)?;
+            .map_err(error)?;
         // Another process may have initialized the file meanwhile: check again, under the lock.
-        if check_identity(path, read_identity(&transaction)?)? {
+        if check_identity(path, read_identity(&transaction).map_err(error)?)? {
             transaction
                 .execute_batch(&format!(
                     "PRAGMA application_id = {APPLICATION_ID};
@@ -396,7 +608,7 @@ impl Database {
                          table_name TEXT NOT NULL UNIQUE
                      );"
                 ))
-                .map_err(storage_error)?;
+                .map_err(error)?;
         }
         transaction
             .execute_batch(&format!(
@@ -416,37 +628,43 @@ impl Database {
                      ending_hash_key TEXT
                  ) WITHOUT ROWID;"
             ))
-            .map_err(storage_error)?;
+            .map_err(error)?;
         transaction
             .execute(
                 "INSERT OR IGNORE INTO kcl_applications (application_name, table_name) \
                  VALUES (?1, ?2)",
                 params![application_name, table],
             )
-            .map_err(storage_error)?;
-        transaction.commit().map_err(storage_error)?;
+            .map_err(error)?;
+        transaction.commit().map_err(error)?;
 
-        Ok(Database {
-            connection,
-            sql: Sql {
-                select_one: format!("SELECT {COLUMNS} FROM {table} WHERE lease_key = ?1"),
-                select_all: format!("SELECT {COLUMNS} FROM {table} ORDER BY lease_key"),
-                insert: format!(
-                    "INSERT OR IGNORE INTO {table} ({COLUMNS}) \
+        Ok(())
+    }
+}
+
+impl Sql {
+    fn new(table: String) -> Self {
+        Sql {
+            select_one: format!("SELECT {COLUMNS} FROM {table} WHERE lease_key = ?1"),
+            select_all: format!("SELECT {COLUMNS} FROM {table} ORDER BY lease_key"),
+            insert: format!(
+                "INSERT OR IGNORE INTO {table} ({COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-                ),
-                update: format!(
-                    "UPDATE {table} SET lease_owner = ?2, lease_counter = ?3, checkpoint = ?4, \
+            ),
+            update: format!(
+                "UPDATE {table} SET lease_owner = ?2, lease_counter = ?3, checkpoint = ?4, \
                  checkpoint_sub = ?5, pending_checkpoint = ?6, pending_checkpoint_sub = ?7, \
                  pending_checkpoint_state = ?8, owner_switches = ?9, parent_shard_ids = ?10, \
                  child_shard_ids = ?11, starting_hash_key = ?12, ending_hash_key = ?13 \
                  WHERE lease_key = ?1"
-                ),
-                delete: format!("DELETE FROM {table} WHERE lease_key = ?1"),
-            },
-        })
+            ),
+            delete: format!("DELETE FROM {table} WHERE lease_key = ?1"),
+            table,
+        }
     }
+}
 
+impl Database {
     /// Runs a batch of jobs in order; consecutive writes share one transaction.
     fn run(&mut self, batch: Vec<Job>) {
         let mut in_transaction: Vec<Box<dyn WriteJob>> = Vec::new();
@@ -518,19 +736,18 @@ impl Database {
     }
 }
 
+/// The lease on `lease_key`: the outer error is a failed query, the inner one a row that
+/// exists but cannot be decoded.
 fn read_lease(
     connection: &Connection,
     sql: &str,
     lease_key: &ShardId,
-) -> Result<Option<Lease>, LeaseStoreError> {
+) -> Result<Option<Result<Lease, BadRow>>, LeaseStoreError> {
     let mut statement = connection.prepare_cached(sql).map_err(storage_error)?;
     let mut rows = statement
         .query(params![lease_key.as_str()])
         .map_err(storage_error)?;
-    match rows.next().map_err(storage_error)? {
-        Some(row) => lease_from_row(row).map(Some),
-        None => Ok(None),
-    }
+    Ok(rows.next().map_err(storage_error)?.map(lease_from_row))
 }
 
 fn write_lease(
@@ -567,8 +784,9 @@ fn modify(
     lease_key: &ShardId,
     change: impl FnOnce(&mut Lease) -> Result<(), LeaseStoreError>,
 ) -> Result<Lease, LeaseStoreError> {
+    // An undecodable row fails the write here, before anything is written over it.
     let mut lease = read_lease(connection, &sql.select_one, lease_key)?
-        .ok_or_else(|| conditions::missing(lease_key))?;
+        .ok_or_else(|| conditions::missing(lease_key))??;
     change(&mut lease)?;
     write_lease(connection, &sql.update, &lease)?;
     Ok(lease)
@@ -581,9 +799,17 @@ fn renew_batch(
 ) -> Result<Vec<Result<Lease, LeaseStoreError>>, LeaseStoreError> {
     let mut results = Vec::with_capacity(renewals.len());
     for renewal in renewals {
-        let Some(mut lease) = read_lease(connection, &sql.select_one, &renewal.lease_key)? else {
-            results.push(Err(conditions::missing(&renewal.lease_key)));
-            continue;
+        let mut lease = match read_lease(connection, &sql.select_one, &renewal.lease_key)? {
+            Some(Ok(lease)) => lease,
+            // Only this renewal fails; the others of the batch go ahead.
+            Some(Err(bad)) => {
+                results.push(Err(bad.into()));
+                continue;
+            }
+            None => {
+                results.push(Err(conditions::missing(&renewal.lease_key)));
+                continue;
+            }
         };
         match conditions::renew(&mut lease, renewal) {
             Ok(()) => {
@@ -596,16 +822,31 @@ fn renew_batch(
     Ok(results)
 }
 
-fn list(connection: &Connection, sql: &Sql) -> Result<Vec<Lease>, LeaseStoreError> {
+/// Every lease that decodes, and how many rows did not (each is logged and skipped, so one bad
+/// row never stops the fleet's scans).
+fn list(connection: &Connection, sql: &Sql) -> Result<(Vec<Lease>, u64), LeaseStoreError> {
     let mut statement = connection
         .prepare_cached(&sql.select_all)
         .map_err(storage_error)?;
     let mut rows = statement.query([]).map_err(storage_error)?;
     let mut leases = Vec::new();
+    let mut skipped = 0;
     while let Some(row) = rows.next().map_err(storage_error)? {
-        leases.push(lease_from_row(row)?);
+        match lease_from_row(row) {
+            Ok(lease) => leases.push(lease),
+            Err(bad) => {
+                skipped += 1;
+                tracing::error!(
+                    table = %sql.table,
+                    lease_key = %bad.lease_key,
+                    field = bad.field,
+                    problem = %bad.detail,
+                    "skipping a lease row that cannot be decoded; repair or delete it"
+                );
+            }
+        }
     }
-    Ok(leases)
+    Ok((leases, skipped))
 }
 
 /// A row as stored: text and integers only.
@@ -625,10 +866,42 @@ struct RawLease {
     ending_hash_key: Option<String>,
 }
 
-fn corrupt(lease_key: &str, field: &str, detail: impl std::fmt::Display) -> LeaseStoreError {
-    LeaseStoreError::InvalidStore(format!(
-        "lease {lease_key} has an invalid {field}: {detail}"
-    ))
+/// A stored row that cannot be decoded into a [`Lease`].
+#[derive(Debug)]
+struct BadRow {
+    /// The row's key (or a description of it, if the key itself is bad).
+    lease_key: String,
+    /// The lease field (Java KCL attribute name) that failed.
+    field: &'static str,
+    /// What is wrong with it.
+    detail: String,
+}
+
+impl From<BadRow> for LeaseStoreError {
+    fn from(bad: BadRow) -> Self {
+        LeaseStoreError::InvalidStore(format!(
+            "lease {} has an invalid {}: {}",
+            bad.lease_key, bad.field, bad.detail
+        ))
+    }
+}
+
+fn corrupt(lease_key: &str, field: &'static str, detail: impl std::fmt::Display) -> BadRow {
+    BadRow {
+        lease_key: lease_key.to_owned(),
+        field,
+        detail: detail.to_string(),
+    }
+}
+
+/// A counter as stored: the file holds non-negative integers only (as DynamoDB's numbers do).
+fn stored_integer(lease: &Lease, field: &str, value: u64) -> Result<i64, LeaseStoreError> {
+    i64::try_from(value).map_err(|_| {
+        LeaseStoreError::InvalidStore(format!(
+            "lease {}: {field} {value} is larger than the lease file can hold",
+            lease.lease_key
+        ))
+    })
 }
 
 fn ids_to_json(ids: &[ShardId]) -> Result<String, LeaseStoreError> {
@@ -638,21 +911,35 @@ fn ids_to_json(ids: &[ShardId]) -> Result<String, LeaseStoreError> {
 
 impl RawLease {
     fn from_lease(lease: &Lease) -> Result<Self, LeaseStoreError> {
-        // u64 values are stored bit-for-bit in SQLite's signed 64-bit integers.
         Ok(RawLease {
             lease_key: lease.lease_key.as_str().to_owned(),
             lease_owner: lease.lease_owner.clone(),
-            lease_counter: lease.lease_counter as i64,
+            lease_counter: stored_integer(lease, "leaseCounter", lease.lease_counter)?,
             checkpoint: lease.checkpoint.value.as_table_string(),
-            checkpoint_sub: lease.checkpoint.sub_sequence_number as i64,
+            checkpoint_sub: stored_integer(
+                lease,
+                "checkpointSubSequenceNumber",
+                lease.checkpoint.sub_sequence_number,
+            )?,
             pending_checkpoint: lease
                 .pending_checkpoint
                 .map(|pending| pending.value.as_table_string()),
             pending_checkpoint_sub: lease
                 .pending_checkpoint
-                .map(|pending| pending.sub_sequence_number as i64),
+                .map(|pending| {
+                    stored_integer(
+                        lease,
+                        "pendingCheckpointSubSequenceNumber",
+                        pending.sub_sequence_number,
+                    )
+                })
+                .transpose()?,
             pending_checkpoint_state: lease.pending_checkpoint_state.clone(),
-            owner_switches: lease.owner_switches_since_checkpoint as i64,
+            owner_switches: stored_integer(
+                lease,
+                "ownerSwitchesSinceCheckpoint",
+                lease.owner_switches_since_checkpoint,
+            )?,
             parent_shard_ids: ids_to_json(&lease.parent_shard_ids)?,
             child_shard_ids: ids_to_json(&lease.child_shard_ids)?,
             starting_hash_key: lease
@@ -672,17 +959,23 @@ struct Columns<'r, 's> {
 }
 
 impl<'r> Columns<'r, '_> {
-    fn value(&self, index: usize) -> Result<rusqlite::types::ValueRef<'r>, LeaseStoreError> {
-        self.row.get_ref(index).map_err(storage_error)
+    fn value(
+        &self,
+        index: usize,
+        field: &'static str,
+    ) -> Result<rusqlite::types::ValueRef<'r>, BadRow> {
+        self.row
+            .get_ref(index)
+            .map_err(|error| corrupt(self.lease_key, field, error))
     }
 
-    fn text(&self, index: usize, field: &str) -> Result<&'r str, LeaseStoreError> {
+    fn text(&self, index: usize, field: &'static str) -> Result<&'r str, BadRow> {
         self.optional_text(index, field)?
             .ok_or_else(|| corrupt(self.lease_key, field, "missing"))
     }
 
-    fn optional_text(&self, index: usize, field: &str) -> Result<Option<&'r str>, LeaseStoreError> {
-        match self.value(index)? {
+    fn optional_text(&self, index: usize, field: &'static str) -> Result<Option<&'r str>, BadRow> {
+        match self.value(index, field)? {
             rusqlite::types::ValueRef::Null => Ok(None),
             rusqlite::types::ValueRef::Text(bytes) => std::str::from_utf8(bytes)
                 .map(Some)
@@ -695,16 +988,17 @@ impl<'r> Columns<'r, '_> {
         }
     }
 
-    fn integer(&self, index: usize, field: &str) -> Result<u64, LeaseStoreError> {
+    fn integer(&self, index: usize, field: &'static str) -> Result<u64, BadRow> {
         self.optional_integer(index, field)?
             .ok_or_else(|| corrupt(self.lease_key, field, "missing"))
     }
 
-    fn optional_integer(&self, index: usize, field: &str) -> Result<Option<u64>, LeaseStoreError> {
-        match self.value(index)? {
+    fn optional_integer(&self, index: usize, field: &'static str) -> Result<Option<u64>, BadRow> {
+        match self.value(index, field)? {
             rusqlite::types::ValueRef::Null => Ok(None),
-            // u64 values are stored bit-for-bit in SQLite's signed 64-bit integers.
-            rusqlite::types::ValueRef::Integer(value) => Ok(Some(value as u64)),
+            rusqlite::types::ValueRef::Integer(value) => u64::try_from(value)
+                .map(Some)
+                .map_err(|_| corrupt(self.lease_key, field, format!("{value} is negative"))),
             other => Err(corrupt(
                 self.lease_key,
                 field,
@@ -713,8 +1007,8 @@ impl<'r> Columns<'r, '_> {
         }
     }
 
-    fn optional_blob(&self, index: usize, field: &str) -> Result<Option<Vec<u8>>, LeaseStoreError> {
-        match self.value(index)? {
+    fn optional_blob(&self, index: usize, field: &'static str) -> Result<Option<Vec<u8>>, BadRow> {
+        match self.value(index, field)? {
             rusqlite::types::ValueRef::Null => Ok(None),
             rusqlite::types::ValueRef::Blob(bytes) => Ok(Some(bytes.to_vec())),
             other => Err(corrupt(
@@ -725,15 +1019,11 @@ impl<'r> Columns<'r, '_> {
         }
     }
 
-    fn checkpoint_value(
-        &self,
-        text: &str,
-        field: &str,
-    ) -> Result<CheckpointValue, LeaseStoreError> {
+    fn checkpoint_value(&self, text: &str, field: &'static str) -> Result<CheckpointValue, BadRow> {
         CheckpointValue::from_table_string(text).ok_or_else(|| corrupt(self.lease_key, field, text))
     }
 
-    fn shard_ids(&self, index: usize, field: &str) -> Result<Vec<ShardId>, LeaseStoreError> {
+    fn shard_ids(&self, index: usize, field: &'static str) -> Result<Vec<ShardId>, BadRow> {
         let text = self.text(index, field)?;
         if let Some(ids) = parse_plain_string_array(text) {
             return Ok(ids);
@@ -741,7 +1031,7 @@ impl<'r> Columns<'r, '_> {
         serde_json::from_str(text).map_err(|error| corrupt(self.lease_key, field, error))
     }
 
-    fn hash_key(&self, index: usize, field: &str) -> Result<Option<u128>, LeaseStoreError> {
+    fn hash_key(&self, index: usize, field: &'static str) -> Result<Option<u128>, BadRow> {
         self.optional_text(index, field)?
             .map(|text| parse_u128(text).ok_or_else(|| corrupt(self.lease_key, field, text)))
             .transpose()
@@ -786,12 +1076,12 @@ fn parse_u128(text: &str) -> Option<u128> {
 }
 
 /// Decodes one row of `COLUMNS`.
-fn lease_from_row(row: &rusqlite::Row<'_>) -> Result<Lease, LeaseStoreError> {
-    let lease_key = match row.get_ref(0).map_err(storage_error)? {
-        rusqlite::types::ValueRef::Text(bytes) => {
-            std::str::from_utf8(bytes).map_err(|error| corrupt("?", "leaseKey", error))?
-        }
-        _ => return Err(corrupt("?", "leaseKey", "not text")),
+fn lease_from_row(row: &rusqlite::Row<'_>) -> Result<Lease, BadRow> {
+    let lease_key = match row.get_ref(0) {
+        Ok(rusqlite::types::ValueRef::Text(bytes)) => std::str::from_utf8(bytes)
+            .map_err(|error| corrupt(&String::from_utf8_lossy(bytes), "leaseKey", error))?,
+        Ok(other) => return Err(corrupt(&format!("{other:?}"), "leaseKey", "not text")),
+        Err(error) => return Err(corrupt("?", "leaseKey", error)),
     };
     let columns = Columns { row, lease_key };
     let checkpoint = ExtendedSequenceNumber {
@@ -840,13 +1130,24 @@ impl LeaseStore for SqliteLeaseStore {
     }
 
     async fn list_leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
-        self.read(list).await
+        let skipped_rows = self.skipped.clone();
+        self.read(move |connection, sql| {
+            let (leases, skipped) = list(connection, sql)?;
+            skipped_rows.store(skipped, Ordering::Relaxed);
+            Ok(leases)
+        })
+        .await
     }
 
     async fn get_lease(&self, lease_key: &ShardId) -> Result<Option<Lease>, LeaseStoreError> {
         let lease_key = lease_key.clone();
-        self.read(move |connection, sql| read_lease(connection, &sql.select_one, &lease_key))
-            .await
+        self.read(move |connection, sql| {
+            match read_lease(connection, &sql.select_one, &lease_key)? {
+                Some(decoded) => decoded.map(Some).map_err(LeaseStoreError::from),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn renew_leases(
@@ -943,6 +1244,111 @@ impl LeaseStore for SqliteLeaseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::OpenFlags;
+
+    /// A file with one table `t` of a few rows.
+    fn file_with_a_table(dir: &Path) -> PathBuf {
+        let path = dir.join("data.db");
+        let connection = Connection::open(&path).expect("open");
+        connection
+            .execute_batch(
+                "CREATE TABLE t (value BLOB);
+                 INSERT INTO t VALUES (zeroblob(100)), (zeroblob(100));",
+            )
+            .expect("create");
+        path
+    }
+
+    fn assert_unavailable(error: LeaseStoreError, what: &str) {
+        match &error {
+            LeaseStoreError::Unavailable(message) => {
+                assert!(message.contains(what), "{message}");
+                assert!(!error.is_retryable(), "{error}");
+            }
+            other => panic!("expected Unavailable({what}), got {other:?}"),
+        }
+    }
+
+    // Real SQLite errors, produced by real files and connections, through the classification.
+
+    #[test]
+    fn a_write_through_a_read_only_connection_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file_with_a_table(dir.path());
+        let connection =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+        let error = connection
+            .execute("INSERT INTO t VALUES (1)", [])
+            .expect_err("read-only");
+        assert_eq!(error.sqlite_error_code(), Some(ErrorCode::ReadOnly));
+        assert_unavailable(storage_error(error), "file is read-only");
+    }
+
+    #[test]
+    fn a_full_database_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file_with_a_table(dir.path());
+        let connection = Connection::open(&path).expect("open");
+        let pages: i64 = connection
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .expect("page count");
+        // The file may not grow: SQLite reports exactly what a full disk gives (SQLITE_FULL).
+        let _: i64 = connection
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |row| {
+                row.get(0)
+            })
+            .expect("limit");
+        let error = connection
+            .execute("INSERT INTO t VALUES (zeroblob(1000000))", [])
+            .expect_err("full");
+        assert_eq!(error.sqlite_error_code(), Some(ErrorCode::DiskFull));
+        assert_unavailable(storage_error(error), "disk full");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing").join("data.db");
+        let error = Connection::open(&path).expect_err("no directory");
+        assert_eq!(error.sqlite_error_code(), Some(ErrorCode::CannotOpen));
+        assert_unavailable(open_error(&path, error), "cannot open the file");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_invalid_at_open_and_unavailable_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, vec![0x5A; 4096]).expect("write");
+        let connection = Connection::open(&path).expect("open is lazy");
+        let error = || {
+            connection
+                .query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .expect_err("not a database")
+        };
+        assert_eq!(error().sqlite_error_code(), Some(ErrorCode::NotADatabase));
+        assert!(matches!(
+            open_error(&path, error()),
+            LeaseStoreError::InvalidStore(_)
+        ));
+        assert_unavailable(storage_error(error()), "no longer a SQLite database");
+    }
+
+    #[test]
+    fn a_lock_held_by_another_connection_is_throttled_and_retryable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file_with_a_table(dir.path());
+        let holder = Connection::open(&path).expect("open");
+        holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let waiter = Connection::open(&path).expect("open");
+        waiter.busy_timeout(Duration::ZERO).expect("no waiting");
+        let error = waiter.execute_batch("BEGIN IMMEDIATE").expect_err("locked");
+        let error = storage_error(error);
+        assert!(matches!(error, LeaseStoreError::Throttled(_)), "{error:?}");
+        assert!(error.is_retryable());
+        assert!(duplicate(&error).is_retryable());
+    }
 
     #[test]
     fn u128_parsing_matches_the_standard_parser() {
