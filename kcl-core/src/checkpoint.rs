@@ -1,11 +1,21 @@
 //! The checkpointer handed to record processors, with the Java KCL's rules.
 //!
-//! - [`Checkpointer::checkpoint`] stores the largest delivered position (or `SHARD_END` once the
-//!   shard has ended and everything was delivered).
+//! - [`Checkpointer::checkpoint`] stores the largest *permitted* position (or `SHARD_END` once
+//!   the shard has ended and everything was processed). While a batch is being delivered
+//!   ([`Checkpointer::start_delivery`] … [`Checkpointer::finish_delivery`], i.e. inside
+//!   `process_records`) that is the batch's last record; at any other time (a failed attempt
+//!   being retried, `shutdown_requested`, a background task) it is the largest record whose batch
+//!   was *processed*. So a checkpoint never names a record that reached no processor's success:
+//!   a processor whose sink failed and that is then asked to shut down cannot skip the failed
+//!   batch by checkpointing.
 //! - [`Checkpointer::checkpoint_to`] / [`Checkpointer::checkpoint_at`] store a given position,
-//!   which must lie between the last checkpoint and the largest delivered record, else
-//!   [`CheckpointError::OutOfRange`]. Repeating the last checkpoint writes nothing. At shard end,
-//!   checkpointing the shard's last record stores `SHARD_END`.
+//!   which must lie between the last checkpoint and the largest permitted record, else
+//!   [`CheckpointError::OutOfRange`]; a sentinel (`TRIM_HORIZON`, `LATEST`, `AT_TIMESTAMP`) is
+//!   never a checkpoint target ([`CheckpointError::NotARecord`]). Repeating the last checkpoint
+//!   writes nothing. At shard end, checkpointing the shard's last record stores `SHARD_END`.
+//! - Every write runs to completion in its own task: cancelling (dropping) a checkpoint future
+//!   while its write is in flight never leaves the held lease's counter stale, so the next
+//!   renewal cannot fail because a caller gave up waiting (e.g. a protocol timeout).
 //! - [`Checkpointer::prepare_checkpoint`] writes a pending checkpoint (with optional application
 //!   state); [`PreparedCheckpoint::commit`] makes it the checkpoint.
 //! - When the lease is no longer held (lost, evicted, locally expired, or the store's condition
@@ -48,6 +58,7 @@ use crate::held_lease::{HeldLease, HeldState};
 use crate::kinesis::{SequenceNumber, ShardId};
 use crate::lease::ExtendedSequenceNumber;
 use crate::lease_store::{CheckpointUpdate, LeaseStore, LeaseStoreError};
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Why a checkpoint was not stored.
@@ -76,6 +87,16 @@ pub enum CheckpointError {
         /// The upper bound: the largest delivered record (or SHARD_END at shard end).
         largest_permitted: ExtendedSequenceNumber,
     },
+    /// The position is a sentinel (`TRIM_HORIZON`, `LATEST`, `AT_TIMESTAMP`), not a record.
+    #[error(
+        "checkpoint {requested} on shard {shard_id} is not a record: a checkpoint must name a sequence number"
+    )]
+    NotARecord {
+        /// The shard.
+        shard_id: ShardId,
+        /// The position asked for.
+        requested: ExtendedSequenceNumber,
+    },
     /// The lease store failed (transient; the lease may still be held, retry later).
     #[error("lease store error while checkpointing: {0}")]
     Store(#[from] LeaseStoreError),
@@ -90,9 +111,19 @@ impl CheckpointError {
 
 #[derive(Debug, Default)]
 struct Progress {
-    largest_delivered: Option<ExtendedSequenceNumber>,
+    /// The largest record whose batch was processed (or skipped by the failure policy).
+    largest_processed: Option<ExtendedSequenceNumber>,
+    /// The last record of the batch being delivered right now, if any.
+    in_delivery: Option<ExtendedSequenceNumber>,
     /// The last record of the shard, once the shard has ended (`Some(None)`: ended empty).
     shard_end: Option<Option<ExtendedSequenceNumber>>,
+}
+
+impl Progress {
+    /// The largest record a checkpoint may name now (before comparing with the last one).
+    fn largest_permitted(&self) -> Option<ExtendedSequenceNumber> {
+        self.largest_processed.max(self.in_delivery)
+    }
 }
 
 struct Inner {
@@ -170,15 +201,31 @@ impl Checkpointer {
         self.inner.held.shard_id()
     }
 
-    /// Tells the checkpointer a record (or user record) at `position` was delivered to the
-    /// processor. Positions only move forward; a smaller one is ignored.
+    /// Tells the checkpointer the record (or user record) at `position` was delivered to the
+    /// processor AND processed: checkpoints may name it from now on, at any time. Positions only
+    /// move forward; a smaller one is ignored. (The shard consumer uses
+    /// [`Checkpointer::start_delivery`] / [`Checkpointer::finish_delivery`] instead.)
     pub fn record_delivered(&self, position: ExtendedSequenceNumber) {
         let mut progress = self.progress();
-        if progress
-            .largest_delivered
-            .is_none_or(|largest| position > largest)
+        progress.largest_processed = progress.largest_processed.max(Some(position));
+    }
+
+    /// A batch ending at `last` is being handed to the processor: until
+    /// [`Checkpointer::finish_delivery`], checkpoints may name records up to `last`.
+    pub fn start_delivery(&self, last: ExtendedSequenceNumber) {
+        self.progress().in_delivery = Some(last);
+    }
+
+    /// The delivery opened by [`Checkpointer::start_delivery`] is over. With `processed` (the
+    /// processor returned success, or the failure policy skipped the batch) its records stay
+    /// checkpointable; otherwise (a failed attempt) checkpoints are bounded by the last
+    /// processed batch again.
+    pub fn finish_delivery(&self, processed: bool) {
+        let mut progress = self.progress();
+        if let Some(last) = progress.in_delivery.take()
+            && processed
         {
-            progress.largest_delivered = Some(position);
+            progress.largest_processed = progress.largest_processed.max(Some(last));
         }
     }
 
@@ -186,7 +233,7 @@ impl Checkpointer {
     /// `checkpoint()` stores SHARD_END, and so does checkpointing the last delivered record.
     pub fn mark_shard_end(&self) {
         let mut progress = self.progress();
-        progress.shard_end = Some(progress.largest_delivered);
+        progress.shard_end = Some(progress.largest_processed);
     }
 
     /// Whether [`Checkpointer::mark_shard_end`] was called.
@@ -194,9 +241,9 @@ impl Checkpointer {
         self.progress().shard_end.is_some()
     }
 
-    /// The largest delivered position, if any.
+    /// The largest position a checkpoint may name now (see the module docs), if any.
     pub fn largest_delivered(&self) -> Option<ExtendedSequenceNumber> {
-        self.progress().largest_delivered
+        self.progress().largest_permitted()
     }
 
     /// The checkpoint stored by this worker (or found when the lease was taken).
@@ -219,7 +266,7 @@ impl Checkpointer {
             return ExtendedSequenceNumber::SHARD_END;
         }
         progress
-            .largest_delivered
+            .largest_permitted()
             .map_or(last_checkpoint, |largest| largest.max(last_checkpoint))
     }
 
@@ -233,12 +280,32 @@ impl Checkpointer {
         }
     }
 
-    /// Checkpoints at the largest delivered record (SHARD_END once the shard has ended).
-    /// Does nothing if nothing new was delivered.
+    /// Checkpoints at the largest permitted record (SHARD_END once the shard has ended).
+    /// Does nothing if nothing new was processed.
     pub async fn checkpoint(&self) -> Result<(), CheckpointError> {
-        let state = self.lock_held().await?;
-        let target = self.largest_permitted(state.lease.checkpoint);
-        self.write_checkpoint(state, target).await
+        self.to_completion(|this| async move {
+            let state = this.lock_held().await?;
+            let target = this.largest_permitted(state.lease.checkpoint);
+            this.write_checkpoint(state, target).await
+        })
+        .await
+    }
+
+    /// Runs `operation` in its own task and waits for it: dropping the returned future does not
+    /// cancel a write already sent, whose new lease counter must be recorded.
+    async fn to_completion<T, F, Fut>(&self, operation: F) -> Result<T, CheckpointError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Checkpointer) -> Fut,
+        Fut: Future<Output = Result<T, CheckpointError>> + Send + 'static,
+    {
+        let task = tokio::spawn(operation(self.clone()));
+        match task.await {
+            Ok(result) => result,
+            Err(error) => Err(CheckpointError::Store(LeaseStoreError::Storage(format!(
+                "checkpoint task failed: {error}"
+            )))),
+        }
     }
 
     /// Checkpoints at a record's sequence number and sub-sequence number.
@@ -259,9 +326,12 @@ impl Checkpointer {
         &self,
         position: ExtendedSequenceNumber,
     ) -> Result<(), CheckpointError> {
-        let state = self.lock_held().await?;
-        self.check_range(&state, position)?;
-        self.write_checkpoint(state, position).await
+        self.to_completion(move |this| async move {
+            let state = this.lock_held().await?;
+            this.check_range(&state, position)?;
+            this.write_checkpoint(state, position).await
+        })
+        .await
     }
 
     /// Writes `position` (range-checked like [`Checkpointer::checkpoint_to`]) as the pending
@@ -272,22 +342,25 @@ impl Checkpointer {
         position: ExtendedSequenceNumber,
         application_state: Option<Vec<u8>>,
     ) -> Result<PreparedCheckpoint, CheckpointError> {
-        let mut state = self.lock_held().await?;
-        self.check_range(&state, position)?;
-        let prepared = PreparedCheckpoint {
-            checkpointer: self.clone(),
-            position,
-        };
-        if position == state.lease.checkpoint {
-            return Ok(prepared);
-        }
-        let update = CheckpointUpdate {
-            checkpoint: None,
-            pending_checkpoint: Some(self.stored_value(position)),
-            pending_checkpoint_state: application_state,
-        };
-        self.write(&mut state, &update).await?;
-        Ok(prepared)
+        self.to_completion(move |this| async move {
+            let mut state = this.lock_held().await?;
+            this.check_range(&state, position)?;
+            let prepared = PreparedCheckpoint {
+                checkpointer: this.clone(),
+                position,
+            };
+            if position == state.lease.checkpoint {
+                return Ok(prepared);
+            }
+            let update = CheckpointUpdate {
+                checkpoint: None,
+                pending_checkpoint: Some(this.stored_value(position)),
+                pending_checkpoint_state: application_state,
+            };
+            this.write(&mut state, &update).await?;
+            Ok(prepared)
+        })
+        .await
     }
 
     /// Prepares the largest delivered position (see [`Checkpointer::prepare_checkpoint`]).
@@ -305,6 +378,13 @@ impl Checkpointer {
         state: &HeldState,
         requested: ExtendedSequenceNumber,
     ) -> Result<(), CheckpointError> {
+        let is_record = requested.sequence_number().is_some();
+        if !is_record && !requested.is_shard_end() {
+            return Err(CheckpointError::NotARecord {
+                shard_id: self.shard_id().clone(),
+                requested,
+            });
+        }
         let last_checkpoint = state.lease.checkpoint;
         let largest_permitted = self.largest_permitted(last_checkpoint);
         if requested < last_checkpoint || requested > largest_permitted {

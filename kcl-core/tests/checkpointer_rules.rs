@@ -25,6 +25,8 @@ fn seq(n: u128, sub: u64) -> ExtendedSequenceNumber {
 struct TestStore {
     inner: InMemoryLeaseStore,
     failing: AtomicBool,
+    /// Checkpoint writes take a second (of tokio time) to be applied and answered.
+    slow_checkpoints: AtomicBool,
 }
 
 impl TestStore {
@@ -85,6 +87,9 @@ impl LeaseStore for TestStore {
             .inner
             .update_checkpoint(key, owner, counter, update)
             .await;
+        if self.slow_checkpoints.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         tokio::task::yield_now().await;
         result
     }
@@ -170,7 +175,6 @@ async fn checkpoint_at_must_lie_between_the_last_checkpoint_and_the_largest_deli
         (seq(31, 0), false),
         (seq(30, 3), false),
         (ExtendedSequenceNumber::SHARD_END, false),
-        (ExtendedSequenceNumber::TRIM_HORIZON, false),
         (seq(15, 0), true),
         (seq(14, 0), false),
         (seq(30, 1), true),
@@ -532,4 +536,113 @@ async fn renewal_reports_leases_lost_to_other_workers_and_to_local_expiry() {
     let again = HeldLease::new(retaken, WORKER, Duration::from_secs(20), &config);
     assert_ne!(again.token(), held[2].token());
     assert!(!again.is_lost());
+}
+
+#[tokio::test]
+async fn outside_a_delivery_checkpoints_stop_at_the_last_processed_batch() {
+    // (steps after "record 10 processed", what checkpoint() stores, whether checkpoint_to(20)
+    // is in range)
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        Start,
+        FinishOk,
+        FinishFailed,
+    }
+    let cases: [(&[Step], ExtendedSequenceNumber, bool); 5] = [
+        (&[], seq(10, 0), false),
+        // Inside `process_records` the whole batch may be checkpointed.
+        (&[Step::Start], seq(20, 0), true),
+        (&[Step::Start, Step::FinishOk], seq(20, 0), true),
+        // A failed attempt (e.g. the sink is full), then `shutdown_requested`: the batch reached
+        // no sink, so it may not be checkpointed.
+        (&[Step::Start, Step::FinishFailed], seq(10, 0), false),
+        (
+            &[
+                Step::Start,
+                Step::FinishFailed,
+                Step::Start,
+                Step::FinishFailed,
+            ],
+            seq(10, 0),
+            false,
+        ),
+    ];
+    for (steps, expected, twenty_in_range) in cases {
+        let fixture = Fixture::new(ExtendedSequenceNumber::TRIM_HORIZON).await;
+        let checkpointer = &fixture.checkpointer;
+        checkpointer.record_delivered(seq(10, 0));
+        for step in steps {
+            match step {
+                Step::Start => checkpointer.start_delivery(seq(20, 0)),
+                Step::FinishOk => checkpointer.finish_delivery(true),
+                Step::FinishFailed => checkpointer.finish_delivery(false),
+            }
+        }
+        let to_twenty = checkpointer.checkpoint_to(seq(20, 0)).await;
+        assert_eq!(
+            to_twenty.is_ok(),
+            twenty_in_range,
+            "{steps:?}: {to_twenty:?}"
+        );
+        checkpointer.checkpoint().await.expect("checkpoint");
+        assert_eq!(fixture.stored().await.checkpoint, expected, "{steps:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_sentinel_is_never_a_checkpoint_target() {
+    let fixture = Fixture::new(ExtendedSequenceNumber::TRIM_HORIZON).await;
+    fixture.checkpointer.record_delivered(seq(10, 0));
+    for sentinel in [
+        ExtendedSequenceNumber::TRIM_HORIZON,
+        ExtendedSequenceNumber::LATEST,
+        ExtendedSequenceNumber::AT_TIMESTAMP,
+    ] {
+        let checkpoint = fixture.checkpointer.checkpoint_to(sentinel).await;
+        assert!(
+            matches!(checkpoint, Err(CheckpointError::NotARecord { .. })),
+            "checkpoint_to({sentinel}): {checkpoint:?}"
+        );
+        let prepared = fixture
+            .checkpointer
+            .prepare_checkpoint(sentinel, None)
+            .await;
+        assert!(
+            matches!(prepared, Err(CheckpointError::NotARecord { .. })),
+            "prepare_checkpoint({sentinel}): {prepared:?}"
+        );
+    }
+    assert_eq!(
+        fixture.stored().await.checkpoint,
+        ExtendedSequenceNumber::TRIM_HORIZON,
+        "nothing was stored"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_abandoned_mid_write_still_records_the_new_counter() {
+    // A caller that stops waiting (a protocol timeout) must not leave the held lease with the
+    // counter from before a write the store applied: the next renewal would fail for nothing.
+    let fixture = Fixture::new(ExtendedSequenceNumber::TRIM_HORIZON).await;
+    fixture.checkpointer.record_delivered(seq(10, 0));
+    fixture.store.slow_checkpoints.store(true, Ordering::SeqCst);
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(10), fixture.checkpointer.checkpoint()).await;
+    assert!(abandoned.is_err(), "the caller gave up before the answer");
+    // The write goes on without the caller and records its counter.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    fixture
+        .store
+        .slow_checkpoints
+        .store(false, Ordering::SeqCst);
+    assert_eq!(fixture.stored().await.checkpoint, seq(10, 0));
+    let report = renew_leases(
+        fixture.store.as_ref(),
+        std::slice::from_ref(&fixture.held),
+        fixture.clock.as_ref(),
+    )
+    .await
+    .expect("renewal");
+    assert_eq!(report.renewed, vec![fixture.shard.clone()], "{report:?}");
+    assert!(!fixture.held.is_lost());
 }

@@ -106,6 +106,12 @@ pub struct SchedulerConfig {
     pub shutdown_timeout: Duration,
     /// How often metrics are emitted as tracing events (`None`: never).
     pub metrics_interval: Option<Duration>,
+    /// How long the lease store may keep failing with errors no retry fixes (disk full, a
+    /// corrupt or read-only file) before the worker stops with
+    /// [`WorkerError::LeaseStoreUnavailable`](crate::error::WorkerError::LeaseStoreUnavailable)
+    /// (default 2 minutes; `None`: never stop). The worker reports itself unhealthy after half
+    /// the failover time of failures of any kind.
+    pub lease_store_failure_timeout: Option<Duration>,
     /// Monotonic and wall time.
     pub clock: SharedClock,
     /// Freezes the worker while closed (test harnesses only).
@@ -151,6 +157,7 @@ impl SchedulerConfig {
             parent_shard_poll_interval: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(30),
             metrics_interval: Some(Duration::from_secs(60)),
+            lease_store_failure_timeout: Some(Duration::from_secs(120)),
             clock: SystemClock::shared(),
             pause_gate: None,
         }

@@ -2,22 +2,77 @@
 //! waiting-on-parents → initializing → processing → shutting down → done.
 
 use crate::checkpointer::RecordCheckpointer;
-use crate::config::FailurePolicy;
+use crate::config::{FailurePolicy, PauseGate};
+use crate::metrics::WorkerMetrics;
 use crate::processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
+    ShardRecordProcessorFactory,
 };
-use crate::retrieval::{self, BatchReceiver, RecordBatch, RetrievalMode, ShardReadSpec};
-use crate::scheduler::WorkerContext;
+use crate::retrieval::{
+    self, BatchReceiver, FanOutConsumer, ReadFailure, RecordBatch, RetrievalMode, ShardReadSpec,
+};
 use futures::FutureExt;
 use kcl_core::checkpoint::Checkpointer;
+use kcl_core::clock::SharedClock;
 use kcl_core::held_lease::HeldLease;
 use kcl_core::kinesis::ChildShard;
-use kcl_core::lineage::{self, LineageError};
+use kcl_core::lease_store::LeaseStore;
+use kcl_core::lineage::{self, InitialPosition, LineageError};
+use kcl_core::stream_client::StreamClient;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a shard consumer needs, shared by all consumers of one worker. The scheduler
+/// builds it once; the consumer knows nothing else of the worker.
+pub(crate) struct ConsumerEnv {
+    /// The stream's name.
+    pub(crate) stream_name: String,
+    /// The lease table (parents' leases, child leases, release).
+    pub(crate) lease_store: Arc<dyn LeaseStore>,
+    /// The stream.
+    pub(crate) stream_client: Arc<dyn StreamClient>,
+    /// Monotonic time for local lease expiry.
+    pub(crate) clock: SharedClock,
+    /// The failover time of leases.
+    pub(crate) failover_time: Duration,
+    /// Where a shard never checkpointed starts.
+    pub(crate) initial_position: InitialPosition,
+    /// Polling or fan-out.
+    pub(crate) retrieval: RetrievalMode,
+    /// The worker's fan-out consumer (with [`RetrievalMode::FanOut`]).
+    pub(crate) fan_out: Option<Arc<FanOutConsumer>>,
+    /// What to do with a failing batch.
+    pub(crate) failure_policy: FailurePolicy,
+    /// First delay of processor and store retries.
+    pub(crate) min_retry_backoff: Duration,
+    /// Largest delay of processor and store retries.
+    pub(crate) max_retry_backoff: Duration,
+    /// How often a child re-checks its parents.
+    pub(crate) parent_shard_poll_interval: Duration,
+    /// Makes record processors.
+    pub(crate) factory: Arc<dyn ShardRecordProcessorFactory>,
+    /// The worker's counters.
+    pub(crate) metrics: Arc<WorkerMetrics>,
+    /// Where retriever tasks run (the scheduler waits for them on shutdown).
+    pub(crate) retrievers: TaskTracker,
+    /// Notified when a shard ended (the scheduler syncs shards at once).
+    pub(crate) shard_ended: Arc<Notify>,
+    /// Freezes consumers while closed (test harnesses only).
+    pub(crate) pause_gate: Option<PauseGate>,
+}
+
+impl ConsumerEnv {
+    async fn wait_unpaused(&self) {
+        if let Some(gate) = &self.pause_gate {
+            gate.wait_open().await;
+        }
+    }
+}
 
 /// Signals the scheduler sends a consumer.
 #[derive(Debug, Clone, Default)]
@@ -37,7 +92,8 @@ pub(crate) enum ConsumerExit {
     LeaseLost,
     /// Graceful shutdown; `shutdown_requested` was called and the lease released.
     ShutdownRequested,
-    /// The failure policy stopped the shard; the lease was released.
+    /// The failure policy stopped the shard, or reading it kept failing; the lease was
+    /// released.
     Stopped,
 }
 
@@ -93,6 +149,33 @@ impl Call<'_> {
         }
     }
 
+    /// Runs the call once. A `process_records` call opens a delivery on the checkpointer for
+    /// its duration: checkpoints may name the batch's records only while the processor has
+    /// them, and after it returned success.
+    async fn run(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+    ) -> Result<(), ProcessorError> {
+        let delivery = match self {
+            Call::ProcessRecords {
+                batch,
+                checkpointer,
+            } => batch
+                .records
+                .last()
+                .map(|last| (checkpointer.core(), last.extended_sequence_number())),
+            Call::Initialize(_) => None,
+        };
+        if let Some((checkpointer, last)) = &delivery {
+            checkpointer.start_delivery(*last);
+        }
+        let result = guarded(self.invoke(processor)).await;
+        if let Some((checkpointer, _)) = &delivery {
+            checkpointer.finish_delivery(result.is_ok());
+        }
+        result
+    }
+
     fn invoke<'p>(&self, processor: &'p mut Box<dyn ShardRecordProcessor>) -> ProcessorFuture<'p> {
         match self {
             Call::Initialize(input) => processor.initialize(input.clone()),
@@ -111,18 +194,18 @@ impl Call<'_> {
 }
 
 struct Consumer {
-    ctx: Arc<WorkerContext>,
+    env: Arc<ConsumerEnv>,
     held: Arc<HeldLease>,
     signals: ConsumerSignals,
 }
 
 impl Consumer {
     fn failover(&self) -> Duration {
-        self.ctx.config.lease.failover_time()
+        self.env.failover_time
     }
 
     fn now(&self) -> Duration {
-        self.ctx.config.clock.monotonic()
+        self.env.clock.monotonic()
     }
 
     /// Time until the lease could have expired locally (zero if it already could have).
@@ -150,7 +233,7 @@ impl Consumer {
 
     /// WAITING_ON_PARENT_SHARDS: until every parent lease is finished or absent.
     async fn wait_on_parents(&self) -> Option<Interrupt> {
-        let store = &self.ctx.config.lease_store;
+        let store = &self.env.lease_store;
         loop {
             if !self.still_held() {
                 return Some(Interrupt::LeaseLost);
@@ -174,7 +257,7 @@ impl Consumer {
             if readable && lineage::is_ready_to_process(&lease, &parents) {
                 return None;
             }
-            let interval = self.ctx.config.parent_shard_poll_interval;
+            let interval = self.env.parent_shard_poll_interval;
             if let Some(interrupt) = self.pause(interval.min(self.until_expiry())).await {
                 return Some(interrupt);
             }
@@ -189,15 +272,15 @@ impl Consumer {
         call: &Call<'_>,
         limit: Option<u32>,
     ) -> Result<bool, Interrupt> {
-        let mut backoff = self.ctx.config.min_retry_backoff;
+        let mut backoff = self.env.min_retry_backoff;
         let mut failures = 0u32;
         loop {
-            self.ctx.config.wait_unpaused().await;
-            match guarded(call.invoke(processor)).await {
+            self.env.wait_unpaused().await;
+            match call.run(processor).await {
                 Ok(()) => return Ok(true),
                 Err(error) => {
                     failures += 1;
-                    self.ctx
+                    self.env
                         .metrics
                         .shard(self.held.shard_id())
                         .processor_failed();
@@ -213,22 +296,22 @@ impl Consumer {
             if !self.still_held() {
                 return Err(Interrupt::LeaseLost);
             }
-            backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+            backoff = (backoff * 2).min(self.env.max_retry_backoff);
         }
     }
 
-    fn start_retrieval(
-        &self,
-        spec: ShardReadSpec,
-        cancel: CancellationToken,
-        consumer_arn: Option<String>,
-    ) -> BatchReceiver {
-        let client = self.ctx.config.stream_client.clone();
-        let tasks = &self.ctx.retrievers;
-        match (&self.ctx.config.retrieval, consumer_arn) {
-            (RetrievalMode::FanOut(config), Some(arn)) => {
-                retrieval::spawn_fan_out(client, spec, arn, config.clone(), cancel, tasks)
-            }
+    fn start_retrieval(&self, spec: ShardReadSpec, cancel: CancellationToken) -> BatchReceiver {
+        let client = self.env.stream_client.clone();
+        let tasks = &self.env.retrievers;
+        match (&self.env.retrieval, &self.env.fan_out) {
+            (RetrievalMode::FanOut(config), Some(consumer)) => retrieval::spawn_fan_out(
+                client,
+                spec,
+                consumer.clone(),
+                config.clone(),
+                cancel,
+                tasks,
+            ),
             (RetrievalMode::Polling(config), _) => {
                 retrieval::spawn_polling(client, spec, config.clone(), cancel, tasks)
             }
@@ -244,7 +327,7 @@ impl Consumer {
         checkpointer: &RecordCheckpointer,
         batch: &RecordBatch,
     ) -> Delivery {
-        let limit = match self.ctx.config.failure_policy {
+        let limit = match self.env.failure_policy {
             FailurePolicy::RetryForever => None,
             FailurePolicy::RetryThenSkip { max_retries }
             | FailurePolicy::StopShard { max_retries } => Some(max_retries),
@@ -256,7 +339,7 @@ impl Consumer {
         let result = self.with_retries(processor, &call, limit).await;
         match result {
             Ok(true) => Delivery::Done,
-            Ok(false) => match self.ctx.config.failure_policy {
+            Ok(false) => match self.env.failure_policy {
                 FailurePolicy::StopShard { .. } => Delivery::StopShard,
                 _ => Delivery::Skipped,
             },
@@ -271,11 +354,11 @@ impl Consumer {
     /// the lease and retry every `parent_shard_poll_interval` until the other parent's lease
     /// exists. An inconsistent child list is logged and retried the same way.
     async fn create_child_leases(&self, children: &[ChildShard]) -> Result<(), Interrupt> {
-        let store = &self.ctx.config.lease_store;
+        let store = &self.env.lease_store;
         let shard_id = self.held.shard_id();
-        let mut backoff = self.ctx.config.min_retry_backoff;
+        let mut backoff = self.env.min_retry_backoff;
         loop {
-            self.ctx.config.wait_unpaused().await;
+            self.env.wait_unpaused().await;
             if !self.still_held() {
                 return Err(Interrupt::LeaseLost);
             }
@@ -312,10 +395,10 @@ impl Consumer {
             };
             let pause = match wait {
                 Some(error_backoff) => {
-                    backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+                    backoff = (backoff * 2).min(self.env.max_retry_backoff);
                     error_backoff
                 }
-                None => self.ctx.config.parent_shard_poll_interval,
+                None => self.env.parent_shard_poll_interval,
             };
             if let Some(interrupt) = self.pause(pause.min(self.until_expiry())).await {
                 return Err(interrupt);
@@ -329,12 +412,7 @@ impl Consumer {
         leases: &[kcl_core::lease::Lease],
     ) -> Result<(), kcl_core::lease_store::LeaseStoreError> {
         for lease in leases {
-            let created = self
-                .ctx
-                .config
-                .lease_store
-                .create_lease_if_absent(lease)
-                .await?;
+            let created = self.env.lease_store.create_lease_if_absent(lease).await?;
             if created {
                 tracing::info!(child_shard_id = %lease.lease_key, "created child lease at shard end");
             }
@@ -350,7 +428,7 @@ impl Consumer {
         checkpointer: &RecordCheckpointer,
         children: &[ChildShard],
     ) -> Result<(), Interrupt> {
-        let store = &self.ctx.config.lease_store;
+        let store = &self.env.lease_store;
         let shard_id = self.held.shard_id().clone();
         self.create_child_leases(children).await?;
         let child_ids: Vec<_> = children
@@ -362,11 +440,11 @@ impl Consumer {
         }
         // Only now may a checkpoint store SHARD_END: the children's leases exist.
         checkpointer.core().mark_shard_end();
-        let mut backoff = self.ctx.config.min_retry_backoff;
+        let mut backoff = self.env.min_retry_backoff;
         loop {
-            self.ctx.config.wait_unpaused().await;
+            self.env.wait_unpaused().await;
             if let Err(error) = guarded(processor.shard_ended(checkpointer.clone())).await {
-                self.ctx.metrics.shard(&shard_id).processor_failed();
+                self.env.metrics.shard(&shard_id).processor_failed();
                 tracing::warn!(%error, "shard_ended failed");
             }
             if self.held.lease().await.checkpoint.is_shard_end() {
@@ -381,12 +459,12 @@ impl Consumer {
             if let Some(interrupt) = self.pause(backoff).await {
                 return Err(interrupt);
             }
-            backoff = (backoff * 2).min(self.ctx.config.max_retry_backoff);
+            backoff = (backoff * 2).min(self.env.max_retry_backoff);
         }
     }
 
     async fn release(&self) {
-        if let Err(error) = self.held.evict(self.ctx.config.lease_store.as_ref()).await {
+        if let Err(error) = self.held.evict(self.env.lease_store.as_ref()).await {
             tracing::debug!(%error, "releasing the lease failed (it may have been lost already)");
         }
     }
@@ -397,7 +475,7 @@ impl Consumer {
         checkpointer: &RecordCheckpointer,
         interrupt: Interrupt,
     ) -> ConsumerExit {
-        self.ctx.config.wait_unpaused().await;
+        self.env.wait_unpaused().await;
         match interrupt {
             Interrupt::LeaseLost => {
                 self.held.mark_lost();
@@ -435,21 +513,21 @@ impl Consumer {
             }
         }
         let shard_id = self.held.shard_id().clone();
-        let metrics = self.ctx.metrics.shard(&shard_id);
-        let config = &self.ctx.config;
+        let metrics = self.env.metrics.shard(&shard_id);
+        let env = &self.env;
         let core = Checkpointer::new(
             self.held.clone(),
-            config.lease_store.clone(),
-            config.clock.clone(),
+            env.lease_store.clone(),
+            env.clock.clone(),
         );
         let checkpointer = RecordCheckpointer::new(core, metrics.clone());
         let lease = self.held.lease().await;
-        let Some(start) = config.initial_position.starting_position(&lease.checkpoint) else {
+        let Some(start) = env.initial_position.starting_position(&lease.checkpoint) else {
             // Already at SHARD_END: nothing to read.
             self.release().await;
             return ConsumerExit::ShardEnded;
         };
-        let mut processor = self.ctx.factory.create_processor(&shard_id);
+        let mut processor = env.factory.create_processor(&shard_id);
         let input = InitializationInput {
             shard_id: shard_id.clone(),
             extended_sequence_number: lease.checkpoint,
@@ -464,27 +542,16 @@ impl Consumer {
                 .on_interrupt(&mut processor, &checkpointer, interrupt)
                 .await;
         }
-        let consumer_arn = match &config.retrieval {
-            RetrievalMode::FanOut(_) => match self.ctx.consumer_arn(&self.signals).await {
-                Some(arn) => Some(arn),
-                None => {
-                    return self
-                        .on_interrupt(&mut processor, &checkpointer, Interrupt::Shutdown)
-                        .await;
-                }
-            },
-            RetrievalMode::Polling(_) => None,
-        };
         let retrieval_cancel = CancellationToken::new();
         let _stop_retrieval = retrieval_cancel.clone().drop_guard();
         let spec = ShardReadSpec {
-            stream_name: config.stream_name.clone(),
+            stream_name: env.stream_name.clone(),
             shard_id: shard_id.clone(),
             checkpoint: lease.checkpoint,
             start,
             hash_key_range: lease.hash_key_range,
         };
-        let mut batches = self.start_retrieval(spec, retrieval_cancel, consumer_arn);
+        let mut batches = self.start_retrieval(spec, retrieval_cancel);
         let exit = self
             .process_batches(&mut processor, &checkpointer, &mut batches)
             .await;
@@ -501,8 +568,7 @@ impl Consumer {
         checkpointer: &RecordCheckpointer,
         batches: &mut BatchReceiver,
     ) -> ConsumerExit {
-        let config = &self.ctx.config;
-        let metrics = self.ctx.metrics.shard(self.held.shard_id());
+        let metrics = self.env.metrics.shard(self.held.shard_id());
         loop {
             let batch = tokio::select! {
                 biased;
@@ -513,7 +579,7 @@ impl Consumer {
                     return self.on_interrupt(processor, checkpointer, Interrupt::Shutdown).await;
                 }
                 () = tokio::time::sleep(self.until_expiry()) => {
-                    config.wait_unpaused().await;
+                    self.env.wait_unpaused().await;
                     if !self.still_held() {
                         return self.on_interrupt(processor, checkpointer, Interrupt::LeaseLost).await;
                     }
@@ -523,9 +589,20 @@ impl Consumer {
             };
             let batch = match batch {
                 Some(Ok(batch)) => batch,
-                Some(Err(error)) => {
-                    tracing::warn!(%error, "reading the shard failed; retrying");
+                Some(Err(ReadFailure::Retrying(_))) => {
+                    // The retriever logged it and keeps trying.
+                    metrics.read_failed();
                     continue;
+                }
+                Some(Err(ReadFailure::GaveUp { error, attempts })) => {
+                    metrics.read_failed();
+                    self.env.metrics.lease_released_on_read_failures();
+                    tracing::error!(%error, attempts, "reading the shard keeps failing; releasing its lease so it is read again from the checkpoint");
+                    self.release().await;
+                    if let Err(error) = guarded(processor.lease_lost()).await {
+                        tracing::warn!(%error, "lease_lost failed");
+                    }
+                    return ConsumerExit::Stopped;
                 }
                 None => {
                     tracing::error!("retrieval stopped unexpectedly; releasing the lease");
@@ -533,17 +610,11 @@ impl Consumer {
                     return ConsumerExit::Stopped;
                 }
             };
-            config.wait_unpaused().await;
+            self.env.wait_unpaused().await;
             if !self.still_held() {
                 return self
                     .on_interrupt(processor, checkpointer, Interrupt::LeaseLost)
                     .await;
-            }
-            // Records come in increasing order: the last one is the largest delivered.
-            if let Some(last) = batch.records.last() {
-                checkpointer
-                    .core()
-                    .record_delivered(last.extended_sequence_number());
             }
             if !batch.records.is_empty() {
                 match self.deliver(processor, checkpointer, &batch).await {
@@ -552,10 +623,19 @@ impl Consumer {
                         batch.bytes,
                         batch.millis_behind_latest,
                     ),
-                    Delivery::Skipped => tracing::error!(
-                        records = batch.records.len(),
-                        "skipping a batch after repeated processor failures"
-                    ),
+                    Delivery::Skipped => {
+                        tracing::error!(
+                            records = batch.records.len(),
+                            "skipping a batch after repeated processor failures"
+                        );
+                        // The failure policy gave the batch up: it counts as processed, so a
+                        // later checkpoint may pass it. Records come in increasing order.
+                        if let Some(last) = batch.records.last() {
+                            checkpointer
+                                .core()
+                                .record_delivered(last.extended_sequence_number());
+                        }
+                    }
                     Delivery::StopShard => {
                         tracing::error!(
                             "stopping the shard after repeated processor failures; releasing its lease"
@@ -577,7 +657,7 @@ impl Consumer {
                     .await
                 {
                     Ok(()) => {
-                        self.ctx.shard_sync_now.notify_one();
+                        self.env.shard_ended.notify_one();
                         self.release().await;
                         ConsumerExit::ShardEnded
                     }
@@ -590,9 +670,9 @@ impl Consumer {
 
 /// Runs the consumer of one held lease to completion.
 pub(crate) async fn run_consumer(
-    ctx: Arc<WorkerContext>,
+    env: Arc<ConsumerEnv>,
     held: Arc<HeldLease>,
     signals: ConsumerSignals,
 ) -> ConsumerExit {
-    Consumer { ctx, held, signals }.run().await
+    Consumer { env, held, signals }.run().await
 }

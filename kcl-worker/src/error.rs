@@ -21,6 +21,16 @@ pub enum WorkerError {
     /// The lease store failed.
     #[error("lease store error: {0}")]
     LeaseStore(#[from] LeaseStoreError),
+    /// The lease store kept failing with errors no retry fixes (disk full, a corrupt or
+    /// read-only file, a foreign table) for longer than
+    /// `SchedulerConfig::lease_store_failure_timeout`: the worker stopped.
+    #[error("the lease store has been failing for {failing_for:?}; last error: {last_error}")]
+    LeaseStoreUnavailable {
+        /// How long it had been failing.
+        failing_for: std::time::Duration,
+        /// Its last error.
+        last_error: String,
+    },
     /// The worker was already run or shut down.
     #[error("the scheduler is already running or has stopped")]
     AlreadyRunning,

@@ -82,6 +82,7 @@ pub mod client;
 pub mod config;
 mod consumer;
 pub mod error;
+pub mod health;
 pub mod kpl;
 pub mod metrics;
 pub mod processor;

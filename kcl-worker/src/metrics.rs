@@ -15,6 +15,7 @@ pub struct ShardMetrics {
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
     processor_errors: AtomicU64,
+    read_errors: AtomicU64,
 }
 
 impl ShardMetrics {
@@ -40,6 +41,10 @@ impl ShardMetrics {
         self.processor_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn read_failed(&self) {
+        self.read_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The current values.
     pub fn snapshot(&self) -> ShardMetricsSnapshot {
         ShardMetricsSnapshot {
@@ -50,6 +55,7 @@ impl ShardMetrics {
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             checkpoint_failures: self.checkpoint_failures.load(Ordering::Relaxed),
             processor_errors: self.processor_errors.load(Ordering::Relaxed),
+            read_errors: self.read_errors.load(Ordering::Relaxed),
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct ShardMetricsSnapshot {
     pub checkpoint_failures: u64,
     /// Errors and panics of the processor.
     pub processor_errors: u64,
+    /// Failed reads of the shard (`GetShardIterator`, `GetRecords`, `SubscribeToShard`).
+    pub read_errors: u64,
 }
 
 /// Live counters of one worker.
@@ -80,6 +88,8 @@ pub struct WorkerMetrics {
     leases_stolen: AtomicU64,
     leases_lost: AtomicU64,
     leases_held: AtomicU64,
+    leases_released_on_read_failures: AtomicU64,
+    lease_store_failures: AtomicU64,
     shards: Mutex<HashMap<ShardId, Arc<ShardMetrics>>>,
 }
 
@@ -104,6 +114,15 @@ impl WorkerMetrics {
         self.leases_lost.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn lease_released_on_read_failures(&self) {
+        self.leases_released_on_read_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn lease_store_failed(&self) {
+        self.lease_store_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_leases_held(&self, held: usize) {
         self.leases_held.store(held as u64, Ordering::Relaxed);
     }
@@ -124,6 +143,11 @@ impl WorkerMetrics {
             leases_taken: self.leases_taken.load(Ordering::Relaxed),
             leases_stolen: self.leases_stolen.load(Ordering::Relaxed),
             leases_lost: self.leases_lost.load(Ordering::Relaxed),
+            leases_released_on_read_failures: self
+                .leases_released_on_read_failures
+                .load(Ordering::Relaxed),
+            lease_store_failures: self.lease_store_failures.load(Ordering::Relaxed),
+            read_errors: total(|s| s.read_errors),
             records_processed: total(|s| s.records_processed),
             bytes_processed: total(|s| s.bytes_processed),
             checkpoints: total(|s| s.checkpoints),
@@ -152,6 +176,12 @@ pub struct WorkerMetricsSnapshot {
     pub leases_stolen: u64,
     /// Leases lost (renewal failed or expired).
     pub leases_lost: u64,
+    /// Leases released because reading their shard kept failing with non-retryable errors.
+    pub leases_released_on_read_failures: u64,
+    /// Failed lease-store calls of the renewer, taker, shard sync and cleanup.
+    pub lease_store_failures: u64,
+    /// Failed shard reads over all shards.
+    pub read_errors: u64,
     /// Records processed over all shards.
     pub records_processed: u64,
     /// Bytes processed over all shards.
@@ -177,6 +207,9 @@ impl WorkerMetricsSnapshot {
             leases_taken = self.leases_taken,
             leases_stolen = self.leases_stolen,
             leases_lost = self.leases_lost,
+            leases_released_on_read_failures = self.leases_released_on_read_failures,
+            lease_store_failures = self.lease_store_failures,
+            read_errors = self.read_errors,
             records_processed = self.records_processed,
             bytes_processed = self.bytes_processed,
             checkpoints = self.checkpoints,

@@ -109,14 +109,15 @@ pub struct ShardReadSpec {
 /// (the task still ends promptly, and its [`TaskTracker`] sees it finish).
 #[derive(Debug)]
 pub struct BatchReceiver {
-    batches: mpsc::Receiver<Result<RecordBatch, KinesisError>>,
+    batches: mpsc::Receiver<Result<RecordBatch, ReadFailure>>,
     cancel: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
 impl BatchReceiver {
-    /// The next batch; `None` when the retriever stopped (cancelled or after shard end).
-    pub async fn next(&mut self) -> Option<Result<RecordBatch, KinesisError>> {
+    /// The next batch or read failure; `None` when the retriever stopped (cancelled, after
+    /// shard end, or after [`ReadFailure::GaveUp`]).
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, ReadFailure>> {
         self.batches.recv().await
     }
 
@@ -141,7 +142,7 @@ impl Drop for BatchReceiver {
 
 /// Bounded hand-off of batches with a byte budget.
 struct BatchSender {
-    batches: mpsc::Sender<Result<RecordBatch, KinesisError>>,
+    batches: mpsc::Sender<Result<RecordBatch, ReadFailure>>,
     budget: Arc<Semaphore>,
     max_bytes: usize,
     cancel: CancellationToken,
@@ -164,9 +165,9 @@ impl BatchSender {
         }
     }
 
-    async fn send_error(&self, error: KinesisError) -> bool {
+    async fn send_failure(&self, failure: ReadFailure) -> bool {
         tokio::select! {
-            sent = self.batches.send(Err(error)) => sent.is_ok(),
+            sent = self.batches.send(Err(failure)) => sent.is_ok(),
             () = self.cancel.cancelled() => false,
         }
     }
@@ -272,8 +273,8 @@ impl BatchBuilder {
 }
 
 /// Starts a polling retriever for `spec` on `tasks`; batches arrive on the returned receiver.
-/// The retriever stops when `cancel` is cancelled, the receiver is stopped or dropped, or after
-/// the shard's end.
+/// The retriever stops when `cancel` is cancelled, the receiver is stopped or dropped, after the
+/// shard's end, or after giving up ([`ReadFailure::GaveUp`]).
 pub fn spawn_polling(
     client: Arc<dyn StreamClient>,
     spec: ShardReadSpec,
@@ -287,9 +288,9 @@ pub fn spawn_polling(
         cancel,
     );
     let span = tracing::info_span!("polling", shard_id = %spec.shard_id);
-    let cancel = receiver.cancel.clone();
+    let reader = ShardReader::new(client, spec, sender, receiver.cancel.clone());
     receiver.task = Some(tasks.spawn(tracing::Instrument::instrument(
-        poll_shard(client, spec, config, sender, cancel),
+        poll_shard(reader, config),
         span,
     )));
     receiver
@@ -298,6 +299,105 @@ pub fn spawn_polling(
 const ERROR_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+/// Non-retryable read failures in a row (an iterator Kinesis keeps refusing, access denied, a
+/// consumer that cannot be subscribed) after which a retriever gives up on its shard
+/// ([`ReadFailure::GaveUp`]); any successful read resets the count.
+pub const MAX_CONSECUTIVE_READ_FAILURES: u32 = 10;
+
+/// A failure reading a shard, as the shard consumer sees it.
+#[derive(Debug)]
+pub enum ReadFailure {
+    /// The retriever keeps trying (throttling, a transport error, a stream not `ACTIVE` yet);
+    /// reported for logs and metrics only.
+    Retrying(KinesisError),
+    /// The retriever stopped after `attempts` non-retryable failures in a row: the consumer
+    /// releases the lease, so the shard is read again from its checkpoint (here or elsewhere).
+    GaveUp {
+        /// The last failure.
+        error: KinesisError,
+        /// How many non-retryable failures in a row there were.
+        attempts: u32,
+    },
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFailure::Retrying(error) => write!(f, "{error} (retrying)"),
+            ReadFailure::GaveUp { error, attempts } => {
+                write!(f, "{error} (gave up after {attempts} failures in a row)")
+            }
+        }
+    }
+}
+
+/// Whether an error is worth retrying as it is: throttling, server faults, transport errors, a
+/// resource in a transitional state. Everything else (an invalid argument, access denied, a
+/// validation error) is counted towards [`MAX_CONSECUTIVE_READ_FAILURES`].
+fn is_retryable(kind: KinesisErrorKind) -> bool {
+    matches!(
+        kind,
+        KinesisErrorKind::ProvisionedThroughputExceeded
+            | KinesisErrorKind::LimitExceeded
+            | KinesisErrorKind::InternalFailure
+            | KinesisErrorKind::ResourceInUse
+            | KinesisErrorKind::ExpiredIterator
+            | KinesisErrorKind::ExpiredNextToken
+            | KinesisErrorKind::Other
+    )
+}
+
+/// What the stream says about a shard a read could not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShardPresence {
+    /// The stream is gone or `DELETING`, or the shard is no longer listed: it has ended.
+    Gone,
+    /// The stream is not `ACTIVE` yet (or is `UPDATING`): wait.
+    NotReady,
+    /// The stream is `ACTIVE` and lists the shard: what was not found is something else (a
+    /// stale iterator, a deregistered fan-out consumer).
+    Present,
+    /// The stream could not be asked (throttled, unreachable): try again later.
+    Unknown,
+}
+
+/// Asks the stream whether `shard_id` still exists, before anything is treated as its end:
+/// a `ResourceNotFoundException` from a read is not proof (a stream still `CREATING`, a
+/// deregistered consumer and a stale iterator say the same).
+async fn shard_presence(
+    client: &dyn StreamClient,
+    stream_name: &str,
+    shard_id: &ShardId,
+) -> ShardPresence {
+    let summary = match client.describe_stream_summary(stream_name).await {
+        Ok(summary) => summary,
+        Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
+            return ShardPresence::Gone;
+        }
+        Err(error) => {
+            tracing::debug!(%error, "describing the stream to confirm a missing shard failed");
+            return ShardPresence::Unknown;
+        }
+    };
+    match summary.stream_status.as_str() {
+        "DELETING" => return ShardPresence::Gone,
+        "ACTIVE" => {}
+        _ => return ShardPresence::NotReady,
+    }
+    match client.list_shards(stream_name, None).await {
+        Ok(shards) if shards.iter().any(|shard| &shard.shard_id == shard_id) => {
+            ShardPresence::Present
+        }
+        Ok(_) => ShardPresence::Gone,
+        Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => ShardPresence::Gone,
+        Err(error) if error.kind == KinesisErrorKind::ResourceInUse => ShardPresence::NotReady,
+        Err(error) => {
+            tracing::debug!(%error, "listing shards to confirm a missing shard failed");
+            ShardPresence::Unknown
+        }
+    }
+}
+
 async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         () = tokio::time::sleep(duration) => true,
@@ -305,35 +405,136 @@ async fn sleep_or_cancel(duration: Duration, cancel: &CancellationToken) -> bool
     }
 }
 
-async fn poll_shard(
+/// The state of one shard's retriever shared by polling and fan-out: what was fetched, where
+/// to resume, and how reads have been failing.
+struct ShardReader {
     client: Arc<dyn StreamClient>,
     spec: ShardReadSpec,
-    config: PollingConfig,
+    builder: BatchBuilder,
     sender: BatchSender,
     cancel: CancellationToken,
-) {
-    let original_start = spec.start;
-    let mut builder = BatchBuilder::for_spec(&spec);
+    backoff: Duration,
+    /// Non-retryable failures since the last successful read.
+    failures: u32,
+}
+
+/// What the retriever does after a failed call.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterFailure {
+    /// Try again (after the backoff already waited).
+    Retry,
+    /// Stop: cancelled, the consumer is gone, the shard ended, or the retriever gave up.
+    Stop,
+}
+
+impl ShardReader {
+    fn new(
+        client: Arc<dyn StreamClient>,
+        spec: ShardReadSpec,
+        sender: BatchSender,
+        cancel: CancellationToken,
+    ) -> Self {
+        ShardReader {
+            builder: BatchBuilder::for_spec(&spec),
+            client,
+            spec,
+            sender,
+            cancel,
+            backoff: ERROR_BACKOFF_MIN,
+            failures: 0,
+        }
+    }
+
+    /// A call succeeded: failures and backoff start over.
+    fn succeeded(&mut self) {
+        self.failures = 0;
+        self.backoff = ERROR_BACKOFF_MIN;
+    }
+
+    /// Asks the stream whether the shard is gone; if it is, delivers the shard's end.
+    async fn end_if_gone(&mut self, error: &KinesisError) -> Option<ShardPresence> {
+        let presence = tokio::select! {
+            presence = shard_presence(self.client.as_ref(), &self.spec.stream_name, &self.spec.shard_id) => presence,
+            () = self.cancel.cancelled() => return None,
+        };
+        if presence == ShardPresence::Gone {
+            self.end_vanished_shard(error).await;
+            return None;
+        }
+        Some(presence)
+    }
+
+    /// Ends a shard the stream confirms it no longer has (a closed shard whose records all
+    /// expired, or a deleted stream): delivers an empty shard-end batch so the lease reaches
+    /// SHARD_END and its children are not blocked forever, as the Java KCL treats a shard that
+    /// no longer exists.
+    async fn end_vanished_shard(&mut self, error: &KinesisError) {
+        tracing::warn!(%error, "the stream confirms the shard no longer exists; treating it as ended");
+        let batch = self.builder.build(Vec::new(), 0, Vec::new(), true);
+        // A closed channel means the consumer is already stopping: nothing more to do.
+        let _delivered = self.sender.send(batch).await;
+    }
+
+    /// Reports a failure, counts it if it is not retryable, and backs off; gives up (telling
+    /// the consumer) after [`MAX_CONSECUTIVE_READ_FAILURES`] non-retryable ones in a row.
+    async fn failed(&mut self, error: KinesisError, retryable: bool) -> AfterFailure {
+        if retryable {
+            tracing::warn!(%error, "reading the shard failed; retrying");
+        } else {
+            self.failures += 1;
+            tracing::warn!(%error, failures = self.failures, "reading the shard failed with a non-retryable error");
+            if self.failures >= MAX_CONSECUTIVE_READ_FAILURES {
+                let attempts = self.failures;
+                // The consumer releases the lease on this; a closed channel means it is gone.
+                let _told = self
+                    .sender
+                    .send_failure(ReadFailure::GaveUp { error, attempts })
+                    .await;
+                return AfterFailure::Stop;
+            }
+        }
+        if !self.sender.send_failure(ReadFailure::Retrying(error)).await {
+            return AfterFailure::Stop;
+        }
+        let waited = sleep_or_cancel(self.backoff, &self.cancel).await;
+        self.backoff = (self.backoff * 2).min(ERROR_BACKOFF_MAX);
+        if waited {
+            AfterFailure::Retry
+        } else {
+            AfterFailure::Stop
+        }
+    }
+
+    /// Where to (re)start reading: after the last fetched record, else the original start.
+    fn position(&self) -> StartingPosition {
+        self.builder.resume_position(self.spec.start)
+    }
+}
+
+async fn poll_shard(mut reader: ShardReader, config: PollingConfig) {
     let mut iterator: Option<String> = None;
-    let mut backoff = ERROR_BACKOFF_MIN;
-    while !cancel.is_cancelled() {
+    while !reader.cancel.is_cancelled() {
         let current = match iterator.take() {
             Some(current) => current,
             None => {
-                let position = builder.resume_position(original_start);
+                let position = reader.position();
                 let created = tokio::select! {
-                    created = client.get_shard_iterator(&spec.stream_name, &spec.shard_id, position) => created,
-                    () = cancel.cancelled() => return,
+                    created = reader.client.get_shard_iterator(&reader.spec.stream_name, &reader.spec.shard_id, position) => created,
+                    () = reader.cancel.cancelled() => return,
                 };
                 match created {
                     Ok(created) => created,
-                    Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
-                        end_vanished_shard(&sender, &mut builder, &error).await;
-                        return;
-                    }
                     Err(error) => {
-                        tracing::warn!(%error, "get shard iterator failed");
-                        if !report_and_wait(&sender, error, &mut backoff, &cancel).await {
+                        let retryable = match error.kind {
+                            KinesisErrorKind::ResourceNotFound => {
+                                let Some(presence) = reader.end_if_gone(&error).await else {
+                                    return;
+                                };
+                                presence != ShardPresence::Present
+                            }
+                            kind => is_retryable(kind),
+                        };
+                        if reader.failed(error, retryable).await == AfterFailure::Stop {
                             return;
                         }
                         continue;
@@ -342,8 +543,8 @@ async fn poll_shard(
             }
         };
         let output = tokio::select! {
-            output = client.get_records(&current, config.max_records) => output,
-            () = cancel.cancelled() => return,
+            output = reader.client.get_records(&current, config.max_records) => output,
+            () = reader.cancel.cancelled() => return,
         };
         let output = match output {
             Ok(output) => output,
@@ -353,76 +554,138 @@ async fn poll_shard(
                 );
                 continue;
             }
-            Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
-                end_vanished_shard(&sender, &mut builder, &error).await;
-                return;
-            }
             Err(error) => {
-                tracing::warn!(%error, "get records failed");
-                iterator = Some(current);
-                if !report_and_wait(&sender, error, &mut backoff, &cancel).await {
+                // A refused or unknown iterator (e.g. "Invalid ShardIterator." after a broker
+                // restart) is re-created from the last fetched record rather than retried as it
+                // is; other failures retry the same iterator.
+                let retryable = match error.kind {
+                    KinesisErrorKind::ResourceNotFound => {
+                        let Some(presence) = reader.end_if_gone(&error).await else {
+                            return;
+                        };
+                        presence != ShardPresence::Present
+                    }
+                    KinesisErrorKind::InvalidArgument => false,
+                    kind => {
+                        iterator = Some(current);
+                        is_retryable(kind)
+                    }
+                };
+                if reader.failed(error, retryable).await == AfterFailure::Stop {
                     return;
                 }
                 continue;
             }
         };
-        backoff = ERROR_BACKOFF_MIN;
+        reader.succeeded();
         let at_shard_end = output.next_shard_iterator.is_none();
         let fetched_nothing = output.records.is_empty();
-        let batch = builder.build(
+        let batch = reader.builder.build(
             output.records,
             output.millis_behind_latest,
             output.child_shards,
             at_shard_end,
         );
-        if (!fetched_nothing || at_shard_end) && !sender.send(batch).await {
+        if (!fetched_nothing || at_shard_end) && !reader.sender.send(batch).await {
             return;
         }
         if at_shard_end {
             return;
         }
         iterator = output.next_shard_iterator;
-        if fetched_nothing && !sleep_or_cancel(config.idle_time_between_reads, &cancel).await {
+        if fetched_nothing && !sleep_or_cancel(config.idle_time_between_reads, &reader.cancel).await
+        {
             return;
         }
     }
 }
 
-/// Ends a shard the stream no longer has (a closed shard whose records all expired, or a
-/// deleted stream): delivers an empty shard-end batch so the lease reaches SHARD_END and its
-/// children are not blocked forever, as the Java KCL treats `ResourceNotFoundException`.
-async fn end_vanished_shard(
-    sender: &BatchSender,
-    builder: &mut BatchBuilder,
-    error: &KinesisError,
-) {
-    tracing::warn!(%error, "shard no longer exists; treating it as ended");
-    let batch = builder.build(Vec::new(), 0, Vec::new(), true);
-    // A closed channel means the consumer is already stopping: nothing more to do.
-    let _delivered = sender.send(batch).await;
+/// A worker's enhanced fan-out consumer: registered on first use (waiting until it is
+/// `ACTIVE`), and registered again when Kinesis no longer knows the cached ARN (an operator
+/// deregistered it, or a redeploy re-registered it), so every shard's retriever heals.
+pub struct FanOutConsumer {
+    client: Arc<dyn StreamClient>,
+    stream_name: String,
+    consumer_name: String,
+    arn: tokio::sync::Mutex<Option<String>>,
 }
 
-/// Reports a non-transient error to the consumer (for metrics/logs) and backs off.
-async fn report_and_wait(
-    sender: &BatchSender,
-    error: KinesisError,
-    backoff: &mut Duration,
-    cancel: &CancellationToken,
-) -> bool {
-    if !sender.send_error(error).await {
-        return false;
+impl std::fmt::Debug for FanOutConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOutConsumer")
+            .field("stream_name", &self.stream_name)
+            .field("consumer_name", &self.consumer_name)
+            .finish_non_exhaustive()
     }
-    let waited = sleep_or_cancel(*backoff, cancel).await;
-    *backoff = (*backoff * 2).min(ERROR_BACKOFF_MAX);
-    waited
 }
 
-/// Starts an enhanced fan-out retriever for `spec` through the registered `consumer_arn`, on
-/// `tasks` (stopping as described for [`spawn_polling`]).
+impl FanOutConsumer {
+    /// The consumer `consumer_name` of `stream_name`, not registered yet.
+    pub fn new(
+        client: Arc<dyn StreamClient>,
+        stream_name: impl Into<String>,
+        consumer_name: impl Into<String>,
+    ) -> Self {
+        FanOutConsumer {
+            client,
+            stream_name: stream_name.into(),
+            consumer_name: consumer_name.into(),
+            arn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The consumer's ARN, registering it (or describing it, if it exists) and waiting until it
+    /// is `ACTIVE` when none is cached. Retries with backoff; `None` once `cancel` fires.
+    pub async fn arn(&self, cancel: &CancellationToken) -> Option<String> {
+        let register = async {
+            // One registration at a time: every shard's retriever waits for the same one.
+            let mut cached = self.arn.lock().await;
+            if let Some(arn) = cached.as_ref() {
+                return arn.clone();
+            }
+            let mut backoff = ERROR_BACKOFF_MIN;
+            loop {
+                match self
+                    .client
+                    .register_stream_consumer(&self.stream_name, &self.consumer_name)
+                    .await
+                {
+                    Ok(description) if description.consumer_status == "ACTIVE" => {
+                        tracing::info!(consumer_arn = %description.consumer_arn, "fan-out consumer is active");
+                        *cached = Some(description.consumer_arn.clone());
+                        return description.consumer_arn;
+                    }
+                    Ok(_) => tracing::debug!("waiting for the fan-out consumer to become active"),
+                    Err(error) => tracing::warn!(%error, "registering the fan-out consumer failed"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+            }
+        };
+        tokio::select! {
+            arn = register => Some(arn),
+            () = cancel.cancelled() => None,
+        }
+    }
+
+    /// Forgets `stale` if it is the cached ARN, so the next [`FanOutConsumer::arn`] registers
+    /// the consumer again.
+    pub async fn forget(&self, stale: &str) {
+        let mut cached = self.arn.lock().await;
+        if cached.as_deref() == Some(stale) {
+            tracing::warn!(consumer_arn = %stale, "the fan-out consumer is no longer registered; registering it again");
+            *cached = None;
+        }
+    }
+}
+
+/// Starts an enhanced fan-out retriever for `spec` through `consumer` (registered on first
+/// use, re-registered when deregistered), on `tasks` (stopping as described for
+/// [`spawn_polling`]).
 pub fn spawn_fan_out(
     client: Arc<dyn StreamClient>,
     spec: ShardReadSpec,
-    consumer_arn: String,
+    consumer: Arc<FanOutConsumer>,
     config: FanOutConfig,
     cancel: CancellationToken,
     tasks: &TaskTracker,
@@ -439,66 +702,62 @@ pub fn spawn_fan_out(
     };
     let (sender, mut receiver) = channel(max_batches, max_bytes, cancel);
     let span = tracing::info_span!("fan_out", shard_id = %spec.shard_id);
-    let cancel = receiver.cancel.clone();
+    let reader = ShardReader::new(client, spec, sender, receiver.cancel.clone());
     receiver.task = Some(tasks.spawn(tracing::Instrument::instrument(
-        subscribe_shard(client, spec, consumer_arn, sender, cancel),
+        subscribe_shard(reader, consumer),
         span,
     )));
     receiver
 }
 
-async fn subscribe_shard(
-    client: Arc<dyn StreamClient>,
-    spec: ShardReadSpec,
-    consumer_arn: String,
-    sender: BatchSender,
-    cancel: CancellationToken,
-) {
-    let original_start = spec.start;
-    let mut builder = BatchBuilder::for_spec(&spec);
+async fn subscribe_shard(mut reader: ShardReader, consumer: Arc<FanOutConsumer>) {
     // Where to resubscribe when nothing was delivered yet: the last continuation point.
     let mut continuation: Option<SequenceNumber> = None;
-    let mut backoff = ERROR_BACKOFF_MIN;
-    while !cancel.is_cancelled() {
-        let position = match (builder.last_fetched, continuation) {
+    while !reader.cancel.is_cancelled() {
+        let Some(consumer_arn) = consumer.arn(&reader.cancel).await else {
+            return;
+        };
+        let position = match (reader.builder.last_fetched, continuation) {
             (Some(last), _) => StartingPosition::AfterSequenceNumber(last),
             (None, Some(next)) => StartingPosition::AfterSequenceNumber(next),
-            (None, None) => original_start,
+            (None, None) => reader.spec.start,
         };
         let subscribed = tokio::select! {
-            subscribed = client.subscribe_to_shard(&consumer_arn, &spec.shard_id, position) => subscribed,
-            () = cancel.cancelled() => return,
+            subscribed = reader.client.subscribe_to_shard(&consumer_arn, &reader.spec.shard_id, position) => subscribed,
+            () = reader.cancel.cancelled() => return,
         };
         let mut subscription = match subscribed {
             Ok(subscription) => subscription,
-            Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
-                end_vanished_shard(&sender, &mut builder, &error).await;
-                return;
-            }
-            Err(error) => {
-                // Resubscribing too early is ResourceInUse; wait and retry quietly.
-                if error.kind != KinesisErrorKind::ResourceInUse {
-                    tracing::warn!(%error, "subscribe to shard failed");
-                    if !sender.send_error(error).await {
-                        return;
-                    }
-                }
-                if !sleep_or_cancel(backoff, &cancel).await {
+            // Resubscribing too early is ResourceInUse: wait and retry quietly.
+            Err(error) if error.kind == KinesisErrorKind::ResourceInUse => {
+                if !sleep_or_cancel(reader.backoff, &reader.cancel).await {
                     return;
                 }
-                backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+                reader.backoff = (reader.backoff * 2).min(ERROR_BACKOFF_MAX);
+                continue;
+            }
+            Err(error) => {
+                let retryable = match error.kind {
+                    KinesisErrorKind::ResourceNotFound => {
+                        let Some(presence) = reader.end_if_gone(&error).await else {
+                            return;
+                        };
+                        if presence == ShardPresence::Present {
+                            // The shard exists, so the consumer is what Kinesis does not know.
+                            consumer.forget(&consumer_arn).await;
+                        }
+                        presence != ShardPresence::Present
+                    }
+                    kind => is_retryable(kind),
+                };
+                if reader.failed(error, retryable).await == AfterFailure::Stop {
+                    return;
+                }
                 continue;
             }
         };
-        backoff = ERROR_BACKOFF_MIN;
-        let flow = read_subscription(
-            &mut subscription,
-            &mut builder,
-            &mut continuation,
-            &sender,
-            &cancel,
-        )
-        .await;
+        reader.succeeded();
+        let flow = read_subscription(&mut subscription, &mut reader, &mut continuation).await;
         // Wait for the subscription's reader (e.g. the HTTP event-stream task) to stop too.
         subscription.close().await;
         if flow == SubscriptionFlow::Stop {
@@ -519,15 +778,13 @@ enum SubscriptionFlow {
 /// Forwards one subscription's events as batches until it ends.
 async fn read_subscription(
     subscription: &mut Subscription,
-    builder: &mut BatchBuilder,
+    reader: &mut ShardReader,
     continuation: &mut Option<SequenceNumber>,
-    sender: &BatchSender,
-    cancel: &CancellationToken,
 ) -> SubscriptionFlow {
     loop {
         let event = tokio::select! {
             event = subscription.next_event() => event,
-            () = cancel.cancelled() => return SubscriptionFlow::Stop,
+            () = reader.cancel.cancelled() => return SubscriptionFlow::Stop,
         };
         let event = match event {
             None => return SubscriptionFlow::Resubscribe,
@@ -542,13 +799,13 @@ async fn read_subscription(
             *continuation = Some(next);
         }
         let fetched_nothing = event.records.is_empty();
-        let batch = builder.build(
+        let batch = reader.builder.build(
             event.records,
             event.millis_behind_latest,
             event.child_shards,
             at_shard_end,
         );
-        if (!fetched_nothing || at_shard_end) && !sender.send(batch).await {
+        if (!fetched_nothing || at_shard_end) && !reader.sender.send(batch).await {
             return SubscriptionFlow::Stop;
         }
         if at_shard_end {

@@ -7,19 +7,22 @@
 //! gracefully.
 
 use crate::config::SchedulerConfig;
-use crate::consumer::{ConsumerExit, ConsumerSignals, run_consumer};
+use crate::consumer::{ConsumerEnv, ConsumerExit, ConsumerSignals, run_consumer};
 use crate::error::WorkerError;
+use crate::health::{StoreHealth, WorkerHealth};
 use crate::metrics::{WorkerMetrics, WorkerMetricsSnapshot};
 use crate::processor::ShardRecordProcessorFactory;
-use crate::retrieval::RetrievalMode;
+use crate::retrieval::{FanOutConsumer, RetrievalMode};
 use kcl_core::assignment::{LeaseObservations, plan_takes};
+use kcl_core::clock::SharedClock;
 use kcl_core::held_lease::{HeldLease, renew_leases};
-use kcl_core::kinesis::ShardId;
+use kcl_core::kinesis::{KinesisErrorKind, ShardId};
+use kcl_core::lease_store::LeaseStoreError;
 use kcl_core::lineage;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, OnceCell, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,15 +36,13 @@ struct ConsumerEntry {
 
 /// State shared by the scheduler's tasks.
 pub(crate) struct WorkerContext {
-    pub(crate) config: SchedulerConfig,
-    pub(crate) factory: Arc<dyn ShardRecordProcessorFactory>,
-    pub(crate) metrics: Arc<WorkerMetrics>,
-    pub(crate) shard_sync_now: Notify,
+    config: SchedulerConfig,
+    /// What every shard consumer is built from.
+    env: Arc<ConsumerEnv>,
+    metrics: Arc<WorkerMetrics>,
+    shard_sync_now: Arc<Notify>,
     consumers: Mutex<HashMap<ShardId, ConsumerEntry>>,
-    consumer_arn: OnceCell<String>,
-    /// The consumers' retriever tasks; the scheduler waits for all of them before it reports
-    /// itself stopped (also those of consumers aborted after the shutdown timeout).
-    pub(crate) retrievers: TaskTracker,
+    health: Arc<StoreHealth>,
 }
 
 impl WorkerContext {
@@ -58,39 +59,15 @@ impl WorkerContext {
             .collect()
     }
 
-    /// The enhanced fan-out consumer ARN, registering the consumer once (waiting until it is
-    /// ACTIVE). `None` if shutdown/lease loss interrupts.
-    pub(crate) async fn consumer_arn(&self, signals: &ConsumerSignals) -> Option<String> {
-        let RetrievalMode::FanOut(fan_out) = &self.config.retrieval else {
-            return None;
-        };
-        let name = fan_out
-            .consumer_name
-            .clone()
-            .unwrap_or_else(|| self.config.application_name.clone());
-        let register = async {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                match self
-                    .config
-                    .stream_client
-                    .register_stream_consumer(&self.config.stream_name, &name)
-                    .await
-                {
-                    Ok(description) if description.consumer_status == "ACTIVE" => {
-                        return Ok::<_, WorkerError>(description.consumer_arn);
-                    }
-                    Ok(_) => tracing::debug!("waiting for the fan-out consumer to become active"),
-                    Err(error) => tracing::warn!(%error, "registering the fan-out consumer failed"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+    /// Records a lease-store outcome in the worker's health and metrics.
+    fn store_outcome<T>(&self, result: &Result<T, LeaseStoreError>) {
+        match result {
+            Ok(_) => self.health.succeeded(),
+            Err(error) if error.is_condition_failed() => self.health.succeeded(),
+            Err(error) => {
+                self.metrics.lease_store_failed();
+                self.health.failed(error, self.config.clock.monotonic());
             }
-        };
-        tokio::select! {
-            arn = self.consumer_arn.get_or_try_init(|| register) => arn.ok().cloned(),
-            () = signals.lost.cancelled() => None,
-            () = signals.shutdown.cancelled() => None,
         }
     }
 }
@@ -107,6 +84,8 @@ pub struct Scheduler {
 pub struct SchedulerHandle {
     worker_id: String,
     metrics: Arc<WorkerMetrics>,
+    health: Arc<StoreHealth>,
+    clock: SharedClock,
     graceful: CancellationToken,
     stopped: watch::Receiver<bool>,
 }
@@ -141,6 +120,12 @@ impl SchedulerHandle {
     /// The worker's id.
     pub fn worker_id(&self) -> &str {
         &self.worker_id
+    }
+
+    /// Whether the worker is doing its job: unhealthy once its lease store has been failing
+    /// for half the failover time (see [`crate::health`]).
+    pub fn health(&self) -> WorkerHealth {
+        self.health.health(self.clock.monotonic())
     }
 }
 
@@ -189,15 +174,50 @@ impl Scheduler {
                 "must be between 1 and 10000",
             ));
         }
+        let metrics = Arc::new(WorkerMetrics::default());
+        let shard_sync_now = Arc::new(Notify::new());
+        let fan_out = match &config.retrieval {
+            RetrievalMode::FanOut(fan_out) => Some(Arc::new(FanOutConsumer::new(
+                config.stream_client.clone(),
+                config.stream_name.clone(),
+                fan_out
+                    .consumer_name
+                    .clone()
+                    .unwrap_or_else(|| config.application_name.clone()),
+            ))),
+            RetrievalMode::Polling(_) => None,
+        };
+        let env = Arc::new(ConsumerEnv {
+            stream_name: config.stream_name.clone(),
+            lease_store: config.lease_store.clone(),
+            stream_client: config.stream_client.clone(),
+            clock: config.clock.clone(),
+            failover_time: config.lease.failover_time(),
+            initial_position: config.initial_position,
+            retrieval: config.retrieval.clone(),
+            fan_out,
+            failure_policy: config.failure_policy,
+            min_retry_backoff: config.min_retry_backoff,
+            max_retry_backoff: config.max_retry_backoff,
+            parent_shard_poll_interval: config.parent_shard_poll_interval,
+            factory,
+            metrics: metrics.clone(),
+            retrievers: TaskTracker::new(),
+            shard_ended: shard_sync_now.clone(),
+            pause_gate: config.pause_gate.clone(),
+        });
+        let health = Arc::new(StoreHealth::new(
+            config.lease.failover_time() / 2,
+            config.lease_store_failure_timeout,
+        ));
         Ok(Scheduler {
             ctx: Arc::new(WorkerContext {
                 config,
-                factory,
-                metrics: Arc::new(WorkerMetrics::default()),
-                shard_sync_now: Notify::new(),
+                env,
+                metrics,
+                shard_sync_now,
                 consumers: Mutex::new(HashMap::new()),
-                consumer_arn: OnceCell::new(),
-                retrievers: TaskTracker::new(),
+                health,
             }),
             graceful: CancellationToken::new(),
             stopped: watch::Sender::new(false),
@@ -209,6 +229,8 @@ impl Scheduler {
         SchedulerHandle {
             worker_id: self.ctx.config.worker_id.clone(),
             metrics: self.ctx.metrics.clone(),
+            health: self.ctx.health.clone(),
+            clock: self.ctx.config.clock.clone(),
             graceful: self.graceful.clone(),
             stopped: self.stopped.subscribe(),
         }
@@ -233,6 +255,12 @@ impl Scheduler {
         let (spawn_sender, mut spawn_requests) =
             tokio::sync::mpsc::unbounded_channel::<Arc<HeldLease>>();
 
+        // Leases are created only for a stream that is ACTIVE: a CREATING stream has no
+        // readable shards yet, and nothing it answers is a shard's end.
+        if !wait_for_active_stream(ctx, &self.graceful).await {
+            tracing::info!("worker stopped before the stream became active");
+            return Ok(());
+        }
         // Start-up shard sync before the first taker run, so leases exist.
         sync_shards(ctx).await;
         tasks.spawn(shard_sync_loop(ctx.clone(), background.clone()).in_current_span());
@@ -246,16 +274,17 @@ impl Scheduler {
         loop {
             tokio::select! {
                 () = self.graceful.cancelled() => break,
+                () = ctx.health.gave_up().cancelled() => break,
                 Some(held) = spawn_requests.recv() => {
                     let shard_id = held.shard_id().clone();
                     let signals = ConsumerSignals::default();
                     ctx.consumers().insert(shard_id.clone(), ConsumerEntry { held: held.clone(), signals: signals.clone() });
                     ctx.metrics.set_leases_held(ctx.consumers().len());
                     let span = tracing::info_span!("consumer", worker_id = %ctx.config.worker_id, shard_id = %shard_id);
-                    let consumer_ctx = ctx.clone();
+                    let env = ctx.env.clone();
                     let task_shard = shard_id.clone();
                     let task = consumers.spawn(async move {
-                        let exit = run_consumer(consumer_ctx, held, signals).await;
+                        let exit = run_consumer(env, held, signals).await;
                         (shard_id, exit)
                     }.instrument(span));
                     task_shards.insert(task.id(), task_shard);
@@ -267,7 +296,12 @@ impl Scheduler {
         }
 
         // Graceful shutdown: stop taking and syncing, let consumers finish while still renewing.
-        tracing::info!("graceful shutdown requested");
+        let gave_up = ctx.health.gave_up().is_cancelled();
+        if gave_up {
+            tracing::error!("stopping the worker: the lease store keeps failing");
+        } else {
+            tracing::info!("graceful shutdown requested");
+        }
         background.cancel();
         for entry in ctx.consumers().values() {
             entry.signals.shutdown.cancel();
@@ -286,8 +320,8 @@ impl Scheduler {
             while consumers.join_next().await.is_some() {}
         }
         // Every consumer has ended, so every retriever was cancelled: wait until they stopped.
-        ctx.retrievers.close();
-        ctx.retrievers.wait().await;
+        ctx.env.retrievers.close();
+        ctx.env.retrievers.wait().await;
         renewer_stop.cancel();
         while tasks.join_next().await.is_some() {}
         // A take in flight when shutdown began may still have succeeded: release those leases
@@ -299,6 +333,17 @@ impl Scheduler {
         }
         ctx.metrics.snapshot(&ctx.config.worker_id).emit();
         tracing::info!("worker stopped");
+        if gave_up {
+            let now = ctx.config.clock.monotonic();
+            let (last_error, failing_for) = ctx
+                .health
+                .failure(now)
+                .unwrap_or_else(|| ("unknown".to_owned(), Duration::ZERO));
+            return Err(WorkerError::LeaseStoreUnavailable {
+                failing_for,
+                last_error,
+            });
+        }
         Ok(())
     }
 
@@ -351,12 +396,18 @@ async fn sync_shards(ctx: &WorkerContext) {
         .await
     {
         Ok(shards) => shards,
+        Err(error) if error.kind == KinesisErrorKind::ResourceInUse => {
+            tracing::info!(%error, "shard sync: the stream is not active; no leases created");
+            return;
+        }
         Err(error) => {
             tracing::warn!(%error, "shard sync: listing shards failed");
             return;
         }
     };
-    let existing = match ctx.config.lease_store.list_leases().await {
+    let existing = ctx.config.lease_store.list_leases().await;
+    ctx.store_outcome(&existing);
+    let existing = match existing {
         Ok(leases) => leases,
         Err(error) => {
             tracing::warn!(%error, "shard sync: listing leases failed");
@@ -365,7 +416,9 @@ async fn sync_shards(ctx: &WorkerContext) {
     };
     let to_create = lineage::leases_to_create(&shards, &existing, ctx.config.initial_position);
     for lease in to_create {
-        match ctx.config.lease_store.create_lease_if_absent(&lease).await {
+        let created = ctx.config.lease_store.create_lease_if_absent(&lease).await;
+        ctx.store_outcome(&created);
+        match created {
             Ok(true) => {
                 tracing::info!(shard_id = %lease.lease_key, checkpoint = %lease.checkpoint, "created lease")
             }
@@ -398,7 +451,9 @@ async fn cleanup_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
             () = tokio::time::sleep(interval) => {}
         }
         ctx.config.wait_unpaused().await;
-        let leases = match ctx.config.lease_store.list_leases().await {
+        let leases = ctx.config.lease_store.list_leases().await;
+        ctx.store_outcome(&leases);
+        let leases = match leases {
             Ok(leases) => leases,
             Err(error) => {
                 tracing::warn!(%error, "lease cleanup: listing leases failed");
@@ -406,7 +461,9 @@ async fn cleanup_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
             }
         };
         for shard_id in lineage::cleanup_candidates(&leases) {
-            match ctx.config.lease_store.delete_lease(&shard_id).await {
+            let deleted = ctx.config.lease_store.delete_lease(&shard_id).await;
+            ctx.store_outcome(&deleted);
+            match deleted {
                 Ok(()) => tracing::info!(shard_id = %shard_id, "deleted finished lease"),
                 Err(error) => {
                     tracing::warn!(%error, shard_id = %shard_id, "lease cleanup: delete failed")
@@ -433,6 +490,7 @@ async fn taker_loop(
     loop {
         config.wait_unpaused().await;
         let scan = config.lease_store.list_leases().await;
+        ctx.store_outcome(&scan);
         // Stamp the scan with the time it RETURNED: a renewal that landed while the scan was
         // in flight must not look older than it is (never judge another's lease expired early).
         let scanned_at = config.clock.monotonic();
@@ -470,15 +528,16 @@ async fn taker_loop(
                         continue;
                     }
                     let sent_at = config.clock.monotonic();
-                    match config
+                    let taken = config
                         .lease_store
                         .take_lease(
                             &planned.lease_key,
                             planned.expected_counter,
                             &config.worker_id,
                         )
-                        .await
-                    {
+                        .await;
+                    ctx.store_outcome(&taken);
+                    match taken {
                         Ok(lease) => {
                             tracing::info!(shard_id = %lease.lease_key, stolen = is_steal, previous_owner = ?planned.previous_owner, "took lease");
                             ctx.metrics.lease_taken(is_steal);
@@ -535,36 +594,108 @@ fn others_hold_leases(observations: &LeaseObservations, worker_id: &str) -> bool
     })
 }
 
+/// The first pause before retrying a failed renewal; it doubles per failure in a row, up to a
+/// quarter of the renew interval.
+const RENEWAL_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Renews held leases at a fixed rate anchored to the last successful renewal (the time it was
+/// sent, which is also what local expiry counts from), and retries at once after a failed
+/// attempt. So a slow attempt (a store call waiting on another process's lock, bounded by the
+/// store's own timeout) costs no lease as long as the store answers again within the failover
+/// time: the next attempt is not pushed a whole interval later.
 async fn renewer_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
     let config = &ctx.config;
+    let clock = &config.clock;
+    let interval = config.lease.renew_interval();
+    let mut next_attempt = clock.monotonic() + interval;
+    let mut retry_pause = RENEWAL_RETRY_PAUSE;
     loop {
+        let wait = next_attempt.saturating_sub(clock.monotonic());
         tokio::select! {
             () = cancel.cancelled() => return,
-            () = tokio::time::sleep(config.lease.renew_interval()) => {}
+            () = tokio::time::sleep(wait) => {}
         }
         config.wait_unpaused().await;
+        let started = clock.monotonic();
         let held = ctx.held_leases();
-        if held.is_empty() {
-            continue;
+        let renewed = held.is_empty() || renew_held(&ctx, &held).await;
+        if renewed {
+            next_attempt = started + interval;
+            retry_pause = RENEWAL_RETRY_PAUSE;
+        } else {
+            next_attempt = clock.monotonic() + retry_pause;
+            retry_pause = (retry_pause * 2).min((interval / 4).max(RENEWAL_RETRY_PAUSE));
         }
-        match renew_leases(config.lease_store.as_ref(), &held, config.clock.as_ref()).await {
-            Ok(report) => {
-                for lost in &report.lost {
-                    tracing::warn!(shard_id = %lost.shard_id, reason = %lost.reason, "lease lost");
-                    // Only the consumer of the lease that was renewed (and marked lost): the shard
-                    // may have been taken again meanwhile, with a new consumer and held lease.
-                    if let Some(entry) = ctx.consumers().get(&lost.shard_id)
-                        && entry.held.is_lost()
-                    {
-                        entry.signals.lost.cancel();
-                    }
+    }
+}
+
+/// One renewal run over `held`; whether every lease still held was renewed.
+async fn renew_held(ctx: &WorkerContext, held: &[Arc<HeldLease>]) -> bool {
+    let config = &ctx.config;
+    let result = renew_leases(config.lease_store.as_ref(), held, config.clock.as_ref()).await;
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            tracing::warn!(%error, "lease renewal batch failed; retrying");
+            ctx.store_outcome::<()>(&Err(error));
+            return false;
+        }
+    };
+    for lost in &report.lost {
+        tracing::warn!(shard_id = %lost.shard_id, reason = %lost.reason, "lease lost");
+        // Only the consumer of the lease that was renewed (and marked lost): the shard may have
+        // been taken again meanwhile, with a new consumer and held lease.
+        if let Some(entry) = ctx.consumers().get(&lost.shard_id)
+            && entry.held.is_lost()
+        {
+            entry.signals.lost.cancel();
+        }
+    }
+    let Some((_, first_error)) = report.failed.first() else {
+        ctx.health.succeeded();
+        return true;
+    };
+    for (shard_id, error) in &report.failed {
+        tracing::warn!(shard_id = %shard_id, %error, "lease renewal failed; retrying");
+    }
+    ctx.metrics.lease_store_failed();
+    ctx.health.failed(first_error, config.clock.monotonic());
+    false
+}
+
+/// Waits until the stream is `ACTIVE` (or `UPDATING`, which is readable), saying so once if it
+/// is not; `false` if shutdown was requested first.
+async fn wait_for_active_stream(ctx: &WorkerContext, graceful: &CancellationToken) -> bool {
+    let config = &ctx.config;
+    let mut backoff = Duration::from_millis(100);
+    let mut said = false;
+    loop {
+        config.wait_unpaused().await;
+        let waiting_for = match config
+            .stream_client
+            .describe_stream_summary(&config.stream_name)
+            .await
+        {
+            Ok(summary) if matches!(summary.stream_status.as_str(), "ACTIVE" | "UPDATING") => {
+                if said {
+                    tracing::info!(stream = %config.stream_name, "the stream is active");
                 }
-                for (shard_id, error) in &report.failed {
-                    tracing::warn!(shard_id = %shard_id, %error, "lease renewal failed; will retry");
-                }
+                return true;
             }
-            Err(error) => tracing::warn!(%error, "lease renewal batch failed; will retry"),
+            Ok(summary) => format!("the stream is {}", summary.stream_status),
+            Err(error) => error.to_string(),
+        };
+        if !said {
+            tracing::info!(stream = %config.stream_name, reason = %waiting_for, "waiting for the stream to become ACTIVE before creating leases");
+            said = true;
+        } else {
+            tracing::debug!(stream = %config.stream_name, reason = %waiting_for, "still waiting for the stream to become ACTIVE");
         }
+        tokio::select! {
+            () = graceful.cancelled() => return false,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

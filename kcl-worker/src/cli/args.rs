@@ -95,6 +95,10 @@ pub struct WorkerArgs {
     /// A lease not renewed for this long is taken over by another worker.
     #[arg(long, default_value_t = 10_000)]
     pub failover_ms: u64,
+    /// Exit with an error once the lease file has kept failing with errors no retry fixes
+    /// (disk full, corrupt, read-only) for this many milliseconds (0: never exit).
+    #[arg(long, default_value_t = 120_000)]
+    pub store_failure_timeout_ms: u64,
     /// How records are retrieved.
     #[arg(long, value_enum, default_value_t = RetrievalArg::Polling)]
     pub retrieval: RetrievalArg,

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::{SequenceNumber, ShardFilter, ShardId};
 use kcl_core::lease_store::LeaseStore;
-use kcl_core::sqlite::SqliteLeaseStore;
+use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
 use kcl_core::stream_client::StreamClient;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -449,8 +449,14 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         })
         .await?;
     let lease_file = dir.path().join("leases.db");
-    let store: Arc<dyn LeaseStore> =
-        Arc::new(SqliteLeaseStore::open(&lease_file, APPLICATION).await?);
+    let store: Arc<dyn LeaseStore> = Arc::new(
+        SqliteLeaseStore::open_with_options(
+            &lease_file,
+            APPLICATION,
+            SqliteOptions::for_failover_time(config.failover),
+        )
+        .await?,
+    );
     let client: Arc<dyn StreamClient> = Arc::new(
         crate::client::embedded::EmbeddedStreamClient::new(broker.clone()),
     );

@@ -15,7 +15,7 @@ use anyhow::Context;
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::EpochMillis;
 use kcl_core::lineage::InitialPosition;
-use kcl_core::sqlite::SqliteLeaseStore;
+use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,9 +97,19 @@ pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
 pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
     let client = http_client(&args.endpoint)?;
-    let store = SqliteLeaseStore::open(&args.lease_db, &args.application)
-        .await
-        .with_context(|| format!("opening the lease file {}", args.lease_db.display()))?;
+    let lease = LeaseConfig::builder()
+        .failover_time(Duration::from_millis(args.failover_ms))
+        .build()
+        .context("--failover-ms")?;
+    // A store call waits at most a quarter of the failover time for another process's lock,
+    // so a renewal is retried several times before the lease could expire.
+    let store = SqliteLeaseStore::open_with_options(
+        &args.lease_db,
+        &args.application,
+        SqliteOptions::for_failover_time(lease.failover_time()),
+    )
+    .await
+    .with_context(|| format!("opening the lease file {}", args.lease_db.display()))?;
     let factory: Arc<dyn ShardRecordProcessorFactory> = match (&args.sink, &args.exec) {
         (Some(SinkSpec::Jsonl(path)), _) => Arc::new(SinkProcessorFactory::new(
             JsonlSink::open_file(path)?,
@@ -125,10 +135,9 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         Arc::new(client),
     );
     config.initial_position = initial_position(args.initial_position);
-    config.lease = LeaseConfig::builder()
-        .failover_time(Duration::from_millis(args.failover_ms))
-        .build()
-        .context("--failover-ms")?;
+    config.lease = lease;
+    config.lease_store_failure_timeout = (args.store_failure_timeout_ms > 0)
+        .then(|| Duration::from_millis(args.store_failure_timeout_ms));
     config.retrieval = match args.retrieval {
         RetrievalArg::Polling => RetrievalMode::Polling(PollingConfig {
             idle_time_between_reads: Duration::from_millis(args.idle_between_reads_ms),
