@@ -3,15 +3,20 @@
 //!
 //! Each line is one [`SinkRecord`]:
 //! `{"shard_id","sequence_number","sub_sequence_number","partition_key","data","approximate_arrival_timestamp","worker_id"}`
-//! with `data` in base64 and the timestamp in epoch milliseconds. [`read_jsonl`] reads such a
-//! file back (the multi-process test suite and `kcl demo` verify fleets with it).
+//! with `data` in base64 and the timestamp in epoch milliseconds, plus, when the processor knows
+//! it, `"acquisition": {"id","checkpoint","sub_sequence_number"}` (a [`SinkAcquisition`]: which
+//! acquisition of the shard's lease delivered the record, and the checkpoint it started from).
+//! [`read_jsonl`] reads such a file back (the multi-process test suite and `kcl demo` verify
+//! fleets with it); lines without `acquisition` read as `None`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use kcl_core::lease::{CheckpointValue, ExtendedSequenceNumber};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a sink could not be opened, written or read.
@@ -66,6 +71,52 @@ pub struct SinkRecord {
     pub approximate_arrival_timestamp: i64,
     /// The worker that processed the record.
     pub worker_id: String,
+    /// The acquisition of the lease that delivered the record; `None` (and absent from the line)
+    /// when the processor does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquisition: Option<SinkAcquisition>,
+}
+
+/// One acquisition of a shard's lease by a worker, as written with each of its records.
+///
+/// A worker that loses a lease (even by renewing it late) and takes it again starts a new
+/// acquisition from the stored checkpoint, so the records after that checkpoint are delivered
+/// again, legitimately. Within one acquisition a record is never delivered twice. Writing the
+/// acquisition with every record lets a verifier tell the two apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkAcquisition {
+    /// Unique among the acquisitions written to one sink file: `<process id>-<counter>`.
+    pub id: String,
+    /// The checkpoint the acquisition started from, as the lease table stores it: a decimal
+    /// sequence number or a sentinel (`TRIM_HORIZON`, `LATEST`, `AT_TIMESTAMP`, `SHARD_END`).
+    pub checkpoint: String,
+    /// The sub-sequence number of that checkpoint.
+    pub sub_sequence_number: u64,
+}
+
+impl SinkAcquisition {
+    /// A new acquisition (with a new id) that starts after `checkpoint`, the
+    /// `extended_sequence_number` its processor was initialized with.
+    pub fn starting_at(checkpoint: ExtendedSequenceNumber) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        SinkAcquisition {
+            id: format!(
+                "{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+            checkpoint: checkpoint.value.as_table_string(),
+            sub_sequence_number: checkpoint.sub_sequence_number,
+        }
+    }
+
+    /// The starting checkpoint, parsed back (`None` if the text is not a checkpoint).
+    pub fn start(&self) -> Option<ExtendedSequenceNumber> {
+        Some(ExtendedSequenceNumber {
+            value: CheckpointValue::from_table_string(&self.checkpoint)?,
+            sub_sequence_number: self.sub_sequence_number,
+        })
+    }
 }
 
 impl SinkRecord {
@@ -87,7 +138,14 @@ impl SinkRecord {
             data: BASE64.encode(data),
             approximate_arrival_timestamp,
             worker_id: worker_id.to_owned(),
+            acquisition: None,
         }
+    }
+
+    /// The same record tagged with the acquisition that delivered it (unchanged for `None`).
+    pub fn with_acquisition(mut self, acquisition: Option<&SinkAcquisition>) -> Self {
+        self.acquisition = acquisition.cloned();
+        self
     }
 
     /// The payload decoded from base64 (`None` if it is not valid base64).
@@ -275,6 +333,32 @@ mod tests {
         );
         assert_eq!(line["data"], "cGF5bG9hZC00Mg==");
         assert_eq!(record(42).data_bytes().as_deref(), Some(&b"payload-42"[..]));
+    }
+
+    #[test]
+    fn the_acquisition_is_written_only_when_known_and_reads_back() {
+        let start = ExtendedSequenceNumber::new("42".parse().expect("valid"), 0);
+        let acquisition = SinkAcquisition::starting_at(start);
+        assert_eq!(acquisition.checkpoint, "42");
+        assert_eq!(acquisition.start(), Some(start));
+        assert_ne!(
+            SinkAcquisition::starting_at(start).id,
+            acquisition.id,
+            "every acquisition gets its own id"
+        );
+        let tagged = record(43).with_acquisition(Some(&acquisition));
+        let line = serde_json::to_value(&tagged).expect("encodes");
+        assert_eq!(line["acquisition"]["checkpoint"], "42");
+        let back: SinkRecord = serde_json::from_value(line).expect("decodes");
+        assert_eq!(back, tagged);
+        let untagged: SinkRecord =
+            serde_json::from_value(serde_json::to_value(record(43)).expect("encodes"))
+                .expect("a line without an acquisition decodes");
+        assert_eq!(untagged.acquisition, None);
+        assert_eq!(
+            SinkAcquisition::starting_at(ExtendedSequenceNumber::TRIM_HORIZON).start(),
+            Some(ExtendedSequenceNumber::TRIM_HORIZON)
+        );
     }
 
     #[tokio::test]
