@@ -3,18 +3,57 @@
 //! A worker keeps one [`LeaseObservations`] and feeds it every full scan of the lease table
 //! with the local monotonic time of the scan. Expiry is judged only by how long the *local*
 //! clock has seen a lease's counter unchanged — clocks of different hosts are never compared.
-//! [`plan_takes`] then decides, deterministically for a given seed:
+//! [`plan_takes`] then decides, as a pure function of the observations and `now`.
 //!
-//! 1. **Very old leases** (unchanged for `very_old_lease_multiplier` × failover; an unowned lease
-//!    never seen changing counts as changed at monotonic time zero, as in the Java KCL) are taken
-//!    first, ignoring the target, up to `max_leases_for_worker`.
-//! 2. Otherwise the **target** is `ceil(leases / workers)` (1 if there are more workers than
-//!    leases) capped by `max_leases_for_worker`, counting workers that hold unexpired leases
-//!    plus this one. Free or expired leases are taken, at random, up to the target.
-//! 3. Only when none are available, leases are **stolen** from the most loaded worker(s):
-//!    from a worker over the target, at most `max_leases_to_steal_at_one_time` each. With
-//!    `parallel_stealing` (default; beyond the Java KCL) several over-loaded workers are stolen
-//!    from in one run, so a new worker converges in one or two runs instead of many.
+//! # The fair-share plan (default, `parallel_stealing` on)
+//!
+//! Every worker computes the same *global* plan from its scan and carries out only its own
+//! part, so concurrent workers that saw the same table pick disjoint leases and the fleet is
+//! balanced after one round in which every worker is known:
+//!
+//! 1. **Workers** are those holding unexpired leases, plus this one (a worker holding nothing
+//!    is invisible to the others, as in the Java KCL).
+//! 2. **Fair shares**: with `L` unfinished leases and `W` workers, every worker's share is
+//!    `L / W`, and the `L % W` workers holding the most (ties broken by a hash of the worker
+//!    id) get one more, each capped by `max_leases_for_worker`. The shares add up to `L`, so
+//!    once everyone holds its share, max − min ≤ 1. This worker's share is the plan's
+//!    [`target`](TakePlan::target) (the Java `ceil(L / W)` for the busiest workers).
+//! 3. **Very old leases** — available and seen unchanged for `very_old_lease_multiplier` ×
+//!    failover *by this worker* (since the last change, or since first seen for a lease never
+//!    seen changing) — are taken first, ignoring the share (up to `max_leases_for_worker`), as in
+//!    the Java KCL: nobody has processed them for long. Unlike the Java KCL, an unowned lease is
+//!    not very old merely because the monotonic clock is past the very-old age, so workers
+//!    starting together do not each grab everything ignoring the share.
+//! 4. **Free and expired leases** go to the workers below their share: every (worker, lease)
+//!    pair is weighed by a hash of both (rendezvous hashing); pairs are granted heaviest first
+//!    while the lease is unassigned and the worker still short. This worker takes what it was
+//!    granted. A worker that knows no other takes everything, in its own hash order, so
+//!    workers starting together mostly try different leases first.
+//! 5. **Steals**, only when nothing is free or expired (as in the Java KCL): every worker above
+//!    its share gives up exactly its surplus: the leases it has been seen holding longest, ties
+//!    (the usual case) broken by the lowest hash of the lease key, so that everyone computing
+//!    the plan picks the same ones and a lease that just moved does not move again; with `steal_whole_deficit` off, at most
+//!    `max_leases_to_steal_at_one_time` per victim. The given-up leases are granted to the
+//!    workers below their share as in 4, so each steals its whole deficit in one run, no victim
+//!    falls below its share and each lease moves at most once (no steal storms).
+//! 6. **Newcomers** holding nothing are invisible to the others, and to each other: several
+//!    joining together each see themselves as the only one. They all aim at the same given-up
+//!    leases, each in its own hash order, so together they never move more than the surplus;
+//!    and each steals at most half its deficit (rounded up) in that first run, so that none
+//!    ends above the share it will have once all are visible. The next round, everyone now
+//!    visible, finishes the balance: a newcomer converges in two rounds.
+//!
+//! `seed` is not used by this plan: it must be the same for everyone who saw the same table.
+//!
+//! # The Java KCL rule (`parallel_stealing` off)
+//!
+//! Very old leases (an unowned lease never seen changing counts as changed at monotonic time
+//! zero) are taken first, at random, ignoring the target. Otherwise the target is
+//! `ceil(leases / workers)` (1 if there are more workers than leases); free or expired leases
+//! are taken at random up to it; only when none are available, at most
+//! `max_leases_to_steal_at_one_time` leases are stolen from the single most loaded worker —
+//! one lease even from a worker at target when this one is short by more than one. Random
+//! choices are seeded by `seed`.
 //!
 //! Finished leases (checkpoint `SHARD_END`) need no processing: they are neither counted nor
 //! taken; cleanup deletes them once their children have started.
@@ -26,15 +65,25 @@
 //! use kcl_core::lease::{ExtendedSequenceNumber, Lease};
 //! use std::time::Duration;
 //!
-//! let leases: Vec<Lease> = (0..4)
+//! let mut leases: Vec<Lease> = (0..6)
 //!     .map(|i| Lease::new(ShardId::from_index(i), ExtendedSequenceNumber::TRIM_HORIZON))
 //!     .collect();
 //! let mut observations = LeaseObservations::new();
-//! observations.observe_scan(leases, Duration::from_secs(100));
-//! let plan = plan_takes(&observations, "worker-a", Duration::from_secs(100), &LeaseConfig::default(), 7);
-//! // Unowned leases never seen changing are very old: a lone worker takes them all.
-//! assert_eq!(plan.take.len(), 4);
-//! assert!(plan.steal.is_empty());
+//! observations.observe_scan(leases.clone(), Duration::from_secs(100));
+//! let config = LeaseConfig::default();
+//! let plan = plan_takes(&observations, "worker-a", Duration::from_secs(100), &config, 0);
+//! // A lone worker takes everything.
+//! assert_eq!(plan.take.len(), 6);
+//!
+//! // worker-b holds all six; worker-a's fair share is three. Holding nothing, it steals two
+//! // (half its deficit, rounded up) in this run, and the last one in the next.
+//! for lease in &mut leases {
+//!     lease.lease_owner = Some("worker-b".to_owned());
+//!     lease.lease_counter = 1;
+//! }
+//! observations.observe_scan(leases, Duration::from_secs(103));
+//! let plan = plan_takes(&observations, "worker-a", Duration::from_secs(103), &config, 0);
+//! assert_eq!((plan.target, plan.steal.len()), (3, 2));
 //! ```
 
 use crate::config::LeaseConfig;
@@ -49,9 +98,12 @@ pub struct ObservedLease {
     /// The lease as of the last scan (or this worker's last successful write).
     pub lease: Lease,
     /// Local monotonic time the counter was last seen changing; `None` means "never": an
-    /// unowned lease seen for the first time, available at once (and very old once the local
-    /// monotonic clock is past the very-old age).
+    /// unowned lease seen for the first time, available at once.
     pub last_counter_change: Option<Duration>,
+    /// Local monotonic time this worker first saw the lease.
+    pub first_seen: Duration,
+    /// Local monotonic time this worker first saw the lease's current owner (or lack of one).
+    pub owner_seen_since: Duration,
 }
 
 impl ObservedLease {
@@ -59,6 +111,12 @@ impl ObservedLease {
     /// as changed at monotonic time zero (the Java KCL's `lastCounterIncrementNanos = 0`).
     pub fn unchanged_for(&self, now: Duration) -> Duration {
         now.saturating_sub(self.last_counter_change.unwrap_or(Duration::ZERO))
+    }
+
+    /// How long this worker has itself seen the counter unchanged as of `now`: since the last
+    /// change, or since the lease was first seen if it was never seen changing.
+    pub fn seen_unchanged_for(&self, now: Duration) -> Duration {
+        now.saturating_sub(self.last_counter_change.unwrap_or(self.first_seen))
     }
 
     /// Whether the lease is expired: never seen changing, or unchanged for more than the
@@ -72,10 +130,16 @@ impl ObservedLease {
         self.lease.lease_owner.is_none() || self.is_expired(now, config)
     }
 
-    /// Whether the lease is very old: unchanged for more than the very-old age (see
-    /// [`ObservedLease::unchanged_for`] for leases never seen changing).
+    /// Whether the lease is very old as the Java KCL judges it: unchanged for more than the
+    /// very-old age (see [`ObservedLease::unchanged_for`] for leases never seen changing).
     pub fn is_very_old(&self, now: Duration, config: &LeaseConfig) -> bool {
         self.unchanged_for(now) > config.very_old_lease_age()
+    }
+
+    /// Whether this worker has itself seen the lease unchanged for more than the very-old age
+    /// (see [`ObservedLease::seen_unchanged_for`]): the fair-share plan's very-old rule.
+    pub fn is_seen_very_old(&self, now: Duration, config: &LeaseConfig) -> bool {
+        self.seen_unchanged_for(now) > config.very_old_lease_age()
     }
 }
 
@@ -100,7 +164,13 @@ impl LeaseObservations {
     pub fn observe_scan(&mut self, scan: impl IntoIterator<Item = Lease>, now: Duration) {
         let mut previous = std::mem::take(&mut self.leases);
         for lease in scan {
-            let last_counter_change = match previous.remove(&lease.lease_key) {
+            let seen = previous.remove(&lease.lease_key);
+            let first_seen = seen.as_ref().map_or(now, |seen| seen.first_seen);
+            let owner_seen_since = seen
+                .as_ref()
+                .filter(|seen| seen.lease.lease_owner == lease.lease_owner)
+                .map_or(now, |seen| seen.owner_seen_since);
+            let last_counter_change = match seen {
                 Some(seen)
                     if seen.lease.lease_counter == lease.lease_counter
                         && seen.lease.lease_owner == lease.lease_owner =>
@@ -116,6 +186,8 @@ impl LeaseObservations {
                 ObservedLease {
                     lease,
                     last_counter_change,
+                    first_seen,
+                    owner_seen_since,
                 },
             );
         }
@@ -124,11 +196,18 @@ impl LeaseObservations {
     /// Records a lease this worker just wrote (took, renewed, checkpointed) at `now`, so the
     /// next plan counts it without waiting for a scan.
     pub fn record_write(&mut self, lease: Lease, now: Duration) {
+        let seen = self.leases.get(&lease.lease_key);
+        let first_seen = seen.map_or(now, |seen| seen.first_seen.min(now));
+        let owner_seen_since = seen
+            .filter(|seen| seen.lease.lease_owner == lease.lease_owner)
+            .map_or(now, |seen| seen.owner_seen_since.min(now));
         self.leases.insert(
             lease.lease_key.clone(),
             ObservedLease {
                 lease,
                 last_counter_change: Some(now),
+                first_seen,
+                owner_seen_since,
             },
         );
     }
@@ -243,9 +322,230 @@ fn planned(observed: &ObservedLease) -> PlannedTake {
 
 /// Decides which leases `worker_id` should take or steal as of local monotonic time `now`.
 ///
-/// Pure and deterministic for a given `seed` (vary it per run in production, e.g. from the
-/// run count, so workers do not all pick the same leases).
+/// Pure and deterministic. With `parallel_stealing` (the default) it follows the fair-share
+/// plan of the [module docs](self) and ignores `seed`, so that every worker that saw the same
+/// table computes the same global plan. With `parallel_stealing` off it follows the Java KCL's
+/// rule, whose random choices are seeded by `seed` (vary it per run, e.g. from the run count).
 pub fn plan_takes(
+    observations: &LeaseObservations,
+    worker_id: &str,
+    now: Duration,
+    config: &LeaseConfig,
+    seed: u64,
+) -> TakePlan {
+    if config.parallel_stealing() {
+        fair_share_plan(observations, worker_id, now, config)
+    } else {
+        java_plan(observations, worker_id, now, config, seed)
+    }
+}
+
+/// Each counted worker's fair share of `lease_count` leases: `lease_count / workers`, plus one
+/// for the `lease_count % workers` workers holding the most (ties broken by a hash of the
+/// worker id, then the id), each capped by `max_leases_for_worker`.
+///
+/// `counts` are unexpired leases per worker, as [`LeaseObservations::lease_counts`] gives
+/// them, with the planning worker added (with 0 if it holds nothing). The shares add up to
+/// `lease_count` unless the cap binds.
+pub fn fair_shares(
+    counts: &BTreeMap<String, usize>,
+    lease_count: usize,
+    config: &LeaseConfig,
+) -> BTreeMap<String, usize> {
+    let Some(base) = lease_count.checked_div(counts.len()) else {
+        return BTreeMap::new();
+    };
+    let extra = lease_count % counts.len();
+    let mut ranked: Vec<(&String, usize)> = counts
+        .iter()
+        .map(|(worker, count)| (worker, *count))
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| hash_str(a.0).cmp(&hash_str(b.0)))
+            .then_with(|| a.0.cmp(b.0))
+    });
+    ranked
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (worker, _))| {
+            let share = if rank < extra { base + 1 } else { base };
+            (worker.clone(), share.min(config.max_leases_for_worker()))
+        })
+        .collect()
+}
+
+fn fair_share_plan(
+    observations: &LeaseObservations,
+    worker_id: &str,
+    now: Duration,
+    config: &LeaseConfig,
+) -> TakePlan {
+    let mut counts = observations.lease_counts(now, config);
+    counts.entry(worker_id.to_owned()).or_insert(0);
+    let mine = counts[worker_id];
+    let lease_count = observations.assignable().count();
+    let shares = fair_shares(&counts, lease_count, config);
+    let target = shares.get(worker_id).copied().unwrap_or(0);
+    let mut plan = TakePlan {
+        target,
+        worker_count: counts.len(),
+        lease_count,
+        ..TakePlan::default()
+    };
+    let available: Vec<&ObservedLease> = observations
+        .assignable()
+        .filter(|observed| observed.is_available(now, config))
+        .collect();
+
+    // 3. Very old leases first, ignoring the share but never exceeding the per-worker cap.
+    let mut very_old: Vec<&ObservedLease> = available
+        .iter()
+        .copied()
+        .filter(|observed| observed.is_seen_very_old(now, config))
+        .collect();
+    if !very_old.is_empty() {
+        very_old.sort_by_key(|observed| std::cmp::Reverse(weight(worker_id, observed)));
+        let room = config.max_leases_for_worker().saturating_sub(mine);
+        plan.take = very_old.into_iter().take(room).map(planned).collect();
+        if !plan.take.is_empty() {
+            return plan;
+        }
+    }
+    if mine >= target {
+        return plan;
+    }
+
+    // How far each worker is below its share.
+    let deficits: BTreeMap<&str, usize> = shares
+        .iter()
+        .filter_map(|(worker, share)| {
+            let held = counts.get(worker).copied().unwrap_or(0);
+            (*share > held).then(|| (worker.as_str(), share - held))
+        })
+        .collect();
+
+    // 4. Free or expired leases, granted to the workers below their share.
+    if !available.is_empty() {
+        plan.take = granted(&available, &deficits, worker_id)
+            .into_iter()
+            .map(planned)
+            .collect();
+        return plan;
+    }
+
+    // 5. Nothing available: every worker above its share gives up its surplus.
+    let per_victim_cap = if config.steal_whole_deficit() {
+        usize::MAX
+    } else {
+        config.max_leases_to_steal_at_one_time()
+    };
+    let mut given_up: Vec<&ObservedLease> = Vec::new();
+    for (victim, count) in &counts {
+        let share = shares.get(victim).copied().unwrap_or(0);
+        if *count <= share || victim == worker_id {
+            continue;
+        }
+        let mut theirs: Vec<&ObservedLease> = observations
+            .assignable()
+            .filter(|observed| observed.lease.is_owned_by(victim))
+            .filter(|observed| !observed.is_expired(now, config))
+            .collect();
+        theirs.sort_by_key(|observed| {
+            (
+                observed.owner_seen_since,
+                hash_str(key(observed)),
+                key(observed),
+            )
+        });
+        given_up.extend(theirs.into_iter().take((count - share).min(per_victim_cap)));
+    }
+    let mut steal = granted(&given_up, &deficits, worker_id);
+    if mine == 0 {
+        // Holding nothing, this worker is invisible: other newcomers may be planning the same
+        // steals. Take at most half the deficit (rounded up) now; the next round, when every
+        // newcomer is visible, finishes the balance and no lease has to move twice.
+        steal.truncate(steal.len().min((target - mine).div_ceil(2)));
+    }
+    plan.steal = steal.into_iter().map(planned).collect();
+    plan
+}
+
+/// Grants `leases` to the workers short of their share (`deficits`) by capacity-bounded
+/// rendezvous hashing: all (worker, lease) pairs, heaviest first, each granted while the lease
+/// is unassigned and the worker still short. Returns what `worker_id` was granted, heaviest
+/// (its preferred attempt order) first.
+fn granted<'a>(
+    leases: &[&'a ObservedLease],
+    deficits: &BTreeMap<&str, usize>,
+    worker_id: &str,
+) -> Vec<&'a ObservedLease> {
+    let my_deficit = deficits.get(worker_id).copied().unwrap_or(0);
+    if my_deficit == 0 || leases.is_empty() {
+        return Vec::new();
+    }
+    let mut pairs: Vec<(u64, &str, usize)> = Vec::with_capacity(leases.len() * deficits.len());
+    for (worker, _) in deficits.iter() {
+        for (index, observed) in leases.iter().enumerate() {
+            pairs.push((weight(worker, observed), worker, index));
+        }
+    }
+    // Heaviest first; ties (astronomically rare) by worker id, then lease key, for determinism.
+    pairs.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.cmp(b.1))
+            .then_with(|| key(leases[a.2]).cmp(key(leases[b.2])))
+    });
+    let mut remaining = deficits.clone();
+    let mut assigned = vec![false; leases.len()];
+    let mut mine = Vec::new();
+    for (_, worker, index) in pairs {
+        if assigned[index] {
+            continue;
+        }
+        let Some(left) = remaining.get_mut(worker).filter(|left| **left > 0) else {
+            continue;
+        };
+        *left -= 1;
+        assigned[index] = true;
+        if worker == worker_id {
+            mine.push(leases[index]);
+            if mine.len() == my_deficit {
+                break;
+            }
+        }
+    }
+    mine
+}
+
+fn key(observed: &ObservedLease) -> &str {
+    observed.lease.lease_key.as_str()
+}
+
+/// A stable 64-bit hash (FNV-1a, then a SplitMix64 finaliser): the same in every process.
+fn hash_bytes(parts: &[&[u8]]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for part in parts {
+        for byte in *part {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        hash = (hash ^ 0xff).wrapping_mul(0x100_0000_01b3);
+    }
+    SplitMix64(hash).next()
+}
+
+fn hash_str(text: &str) -> u64 {
+    hash_bytes(&[text.as_bytes()])
+}
+
+/// The rendezvous weight of `worker_id` for a lease.
+fn weight(worker_id: &str, observed: &ObservedLease) -> u64 {
+    hash_bytes(&[worker_id.as_bytes(), key(observed).as_bytes()])
+}
+
+/// The Java KCL's rule (see the module docs).
+fn java_plan(
     observations: &LeaseObservations,
     worker_id: &str,
     now: Duration,
@@ -273,7 +573,7 @@ pub fn plan_takes(
     // An expired lease of this worker's own is available too: it was not renewed in time.
     let is_candidate = |observed: &&ObservedLease| observed.is_available(now, config);
 
-    // 1. Very old leases first, ignoring the target but never exceeding the per-worker cap.
+    // Very old leases first, ignoring the target but never exceeding the per-worker cap.
     let mut very_old: Vec<&ObservedLease> = observations
         .assignable()
         .filter(is_candidate)
@@ -293,7 +593,7 @@ pub fn plan_takes(
         return plan;
     }
 
-    // 2. Free or expired leases, at random, up to the target.
+    // Free or expired leases, at random, up to the target.
     let mut available: Vec<&ObservedLease> =
         observations.assignable().filter(is_candidate).collect();
     if !available.is_empty() {
@@ -302,80 +602,41 @@ pub fn plan_takes(
         return plan;
     }
 
-    // 3. Nothing available: steal from the most loaded worker(s).
-    let victims = steal_counts(&counts, worker_id, target, needed, config);
-    for (victim, how_many) in victims {
-        let mut theirs: Vec<&ObservedLease> = observations
-            .assignable()
-            .filter(|observed| observed.lease.is_owned_by(&victim))
-            .filter(|observed| !observed.is_expired(now, config))
-            .collect();
-        rng.shuffle(&mut theirs);
-        plan.steal
-            .extend(theirs.into_iter().take(how_many).map(planned));
-    }
+    // Nothing available: steal from the single most loaded worker.
+    let Some((victim, how_many)) = java_steal(&counts, worker_id, target, needed, config) else {
+        return plan;
+    };
+    let mut theirs: Vec<&ObservedLease> = observations
+        .assignable()
+        .filter(|observed| observed.lease.is_owned_by(&victim))
+        .filter(|observed| !observed.is_expired(now, config))
+        .collect();
+    rng.shuffle(&mut theirs);
+    plan.steal = theirs.into_iter().take(how_many).map(planned).collect();
     plan
 }
 
-/// How many leases to steal from which worker.
-fn steal_counts(
+/// The Java KCL's victim and steal count: only the single most loaded worker, and one lease
+/// even when it is exactly at target if this worker is short by more than one.
+fn java_steal(
     counts: &BTreeMap<String, usize>,
     worker_id: &str,
     target: usize,
     needed: usize,
     config: &LeaseConfig,
-) -> Vec<(String, usize)> {
+) -> Option<(String, usize)> {
     // Most loaded first; ties broken by worker id so the plan is deterministic.
-    let mut others: Vec<(&String, usize)> = counts
+    let (most_loaded, most_count) = counts
         .iter()
         .filter(|(worker, _)| worker.as_str() != worker_id)
-        .map(|(worker, count)| (worker, *count))
-        .collect();
-    others.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let Some(&(most_loaded, most_count)) = others.first() else {
-        return Vec::new();
-    };
-    let per_victim_cap = config.max_leases_to_steal_at_one_time();
-
-    if !config.parallel_stealing() {
-        // The Java KCL rule: only the single most loaded worker, and one lease even when it is
-        // exactly at target if this worker is short by more than one.
-        if most_count < target {
-            return Vec::new();
-        }
-        let mut steal = needed.min(most_count - target);
-        if steal == 0 && needed > 1 {
-            steal = 1;
-        }
-        let steal = steal.min(per_victim_cap);
-        return if steal == 0 {
-            Vec::new()
-        } else {
-            vec![(most_loaded.clone(), steal)]
-        };
+        .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
+    if *most_count < target {
+        return None;
     }
-
-    let mut steals: Vec<(String, usize)> = Vec::new();
-    let mut remaining = needed;
-    for &(victim, count) in &others {
-        if remaining == 0 || count <= target {
-            break;
-        }
-        let steal = remaining.min(count - target).min(per_victim_cap);
-        remaining -= steal;
-        steals.push((victim.clone(), steal));
+    let mut steal = needed.min(most_count - target);
+    if steal == 0 && needed > 1 {
+        steal = 1;
     }
-    if steals.is_empty() && needed > 1 && most_count >= target {
-        // Nobody is over target but this worker is short by more than one. The Java KCL takes
-        // one lease from the most loaded worker per run; here one lease from each worker at
-        // target, at most `needed - 1` in all, so this worker ends at target - 1 and the
-        // fleet within one of balance, without overshooting.
-        return others
-            .iter()
-            .take_while(|(_, count)| *count >= target)
-            .take(needed - 1)
-            .map(|(victim, _)| ((*victim).clone(), 1))
-            .collect();
-    }
-    steals
+    let steal = steal.min(config.max_leases_to_steal_at_one_time());
+    (steal > 0).then(|| (most_loaded.clone(), steal))
 }

@@ -42,6 +42,7 @@ pub struct LeaseConfig {
     max_leases_to_steal_at_one_time: usize,
     very_old_lease_multiplier: u32,
     parallel_stealing: bool,
+    steal_whole_deficit: bool,
 }
 
 impl Default for LeaseConfig {
@@ -54,6 +55,7 @@ impl Default for LeaseConfig {
             max_leases_to_steal_at_one_time: 1,
             very_old_lease_multiplier: 3,
             parallel_stealing: true,
+            steal_whole_deficit: true,
         }
     }
 }
@@ -122,6 +124,15 @@ impl LeaseConfig {
     pub fn parallel_stealing(&self) -> bool {
         self.parallel_stealing
     }
+
+    /// With [`parallel_stealing`](Self::parallel_stealing): whether one taker run steals this
+    /// worker's whole deficit under the fair-share plan (default on, beyond the Java KCL), each
+    /// victim losing at most its surplus over its fair share. When off, the fair-share plan
+    /// takes at most [`max_leases_to_steal_at_one_time`](Self::max_leases_to_steal_at_one_time)
+    /// leases from each victim per run, across all stealers. Ignored by the Java rule.
+    pub fn steal_whole_deficit(&self) -> bool {
+        self.steal_whole_deficit
+    }
 }
 
 /// A third of `duration`, truncated to whole milliseconds (Java's `failoverTimeMillis / 3`).
@@ -176,6 +187,13 @@ impl LeaseConfigBuilder {
     /// Turns stealing from several workers per run on or off.
     pub fn parallel_stealing(mut self, value: bool) -> Self {
         self.config.parallel_stealing = value;
+        self
+    }
+
+    /// Turns stealing the whole deficit in one run on or off (see
+    /// [`LeaseConfig::steal_whole_deficit`]).
+    pub fn steal_whole_deficit(mut self, value: bool) -> Self {
+        self.config.steal_whole_deficit = value;
         self
     }
 

@@ -1,6 +1,6 @@
 //! Table-driven tests of lease assignment, mirroring the Java KCL's lease-taker tests.
 
-use kcl_core::assignment::{LeaseObservations, TakePlan, plan_takes};
+use kcl_core::assignment::{LeaseObservations, TakePlan, fair_shares, plan_takes};
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::ShardId;
 use kcl_core::lease::{ExtendedSequenceNumber, Lease};
@@ -168,11 +168,42 @@ fn non_greedy_take_four_leases_two_workers() {
     assert!(plan.steal.is_empty());
 }
 
+fn java_rule() -> LeaseConfig {
+    LeaseConfig::builder()
+        .parallel_stealing(false)
+        .build()
+        .expect("valid")
+}
+
 #[test]
-fn very_old_leases_are_taken_first_ignoring_the_target() {
-    let mut harness = Harness::with_default(&[None, None, None, Some("bar")]);
+fn java_rule_takes_never_changed_leases_as_very_old_ignoring_the_target() {
+    let mut harness = Harness::new(&[None, None, None, Some("bar")], java_rule());
     let plan = harness.scan_and_plan(ME, 1);
     assert_eq!(keys(&plan), vec![0, 1, 2]);
+}
+
+#[test]
+fn fair_share_takes_never_changed_leases_up_to_its_share() {
+    // The monotonic clock is far past the very-old age, but this worker has only just seen
+    // the leases: they are free, not very old, and the share (2 of 4) applies.
+    let mut harness = Harness::with_default(&[None, None, None, Some("bar")]);
+    let plan = harness.scan_and_plan(ME, 1);
+    assert_eq!((plan.target, plan.take.len()), (2, 2));
+}
+
+#[test]
+fn fair_share_takes_leases_seen_free_for_the_very_old_age_ignoring_the_share() {
+    let mut harness = Harness::with_default(&[None, None, None, Some("bar")]);
+    harness.scan_and_plan(ME, 1);
+    for _ in 0..3 {
+        harness.pass_time(harness.config.failover_time());
+        harness.renew_all_except(&[]);
+        harness.scan_and_plan(ME, 1);
+    }
+    harness.pass_time(Duration::from_millis(1));
+    harness.renew_all_except(&[]);
+    // Nobody took them for over 3 × failover: take them all, share or not.
+    assert_eq!(keys(&harness.scan_and_plan(ME, 1)), vec![0, 1, 2]);
 }
 
 #[test]
@@ -212,13 +243,17 @@ fn no_steal_when_off_by_one() {
         harness.pass_time(Duration::from_secs(1));
         harness.renew_all_except(&[]);
         let plan = harness.scan_and_plan(ME, 2);
-        assert_eq!(plan.target, 2, "parallel={parallel}");
+        // The Java target is ceil(5 / 3); the fair share of the least loaded worker is 1.
+        let target = if parallel { 1 } else { 2 };
+        assert_eq!(plan.target, target, "parallel={parallel}");
         assert!(plan.is_empty(), "parallel={parallel}: {plan:?}");
     }
 }
 
 #[test]
-fn steals_one_lease_from_an_overloaded_worker() {
+fn steals_from_an_overloaded_worker() {
+    // 1 vs 5: the Java rule steals one lease per run; the fair-share plan steals the whole
+    // deficit (2) unless told to respect max_leases_to_steal_at_one_time per victim.
     let owners = [
         Some(ME),
         Some("bar"),
@@ -227,9 +262,11 @@ fn steals_one_lease_from_an_overloaded_worker() {
         Some("bar"),
         Some("bar"),
     ];
-    for parallel in [false, true] {
+    let cases = [(false, true, 1), (true, true, 2), (true, false, 1)];
+    for (parallel, whole_deficit, expected) in cases {
         let config = LeaseConfig::builder()
             .parallel_stealing(parallel)
+            .steal_whole_deficit(whole_deficit)
             .build()
             .expect("valid");
         let mut harness = Harness::new(&owners, config);
@@ -237,13 +274,15 @@ fn steals_one_lease_from_an_overloaded_worker() {
         harness.pass_time(Duration::from_secs(1));
         harness.renew_all_except(&[]);
         let plan = harness.scan_and_plan(ME, 2);
-        assert_eq!(plan.target, 3);
-        assert!(plan.take.is_empty());
-        assert_eq!(plan.steal.len(), 1, "parallel={parallel}");
-        let stolen = &plan.steal[0];
-        assert_eq!(stolen.previous_owner.as_deref(), Some("bar"));
-        let seen = &harness.leases[&stolen.lease_key.index().expect("index")];
-        assert_eq!(stolen.expected_counter, seen.lease_counter);
+        let label = format!("parallel={parallel}, whole deficit={whole_deficit}");
+        assert_eq!(plan.target, 3, "{label}");
+        assert!(plan.take.is_empty(), "{label}");
+        assert_eq!(plan.steal.len(), expected, "{label}");
+        for stolen in &plan.steal {
+            assert_eq!(stolen.previous_owner.as_deref(), Some("bar"));
+            let seen = &harness.leases[&stolen.lease_key.index().expect("index")];
+            assert_eq!(stolen.expected_counter, seen.lease_counter);
+        }
     }
 }
 
@@ -277,10 +316,15 @@ fn finished_leases_are_neither_counted_nor_taken() {
 }
 
 #[test]
-fn plans_are_deterministic_for_a_seed() {
+fn java_plans_are_deterministic_for_a_seed() {
     let owners = vec![None; 10];
+    let config = LeaseConfig::builder()
+        .parallel_stealing(false)
+        .very_old_lease_multiplier(5_000_000)
+        .build()
+        .expect("valid");
     let plan = |seed| {
-        let mut harness = Harness::new(&owners, no_very_old());
+        let mut harness = Harness::new(&owners, config.clone());
         // Two other live workers make the target 4 of 10.
         harness.leases.insert(10, lease(10, Some("bar")));
         harness.leases.insert(11, lease(11, Some("baz")));
@@ -289,6 +333,21 @@ fn plans_are_deterministic_for_a_seed() {
     assert_eq!(plan(42), plan(42));
     let different = (0..20).any(|seed| keys(&plan(seed)) != keys(&plan(42)));
     assert!(different, "the seed should change which leases are picked");
+}
+
+#[test]
+fn fair_share_plans_do_not_depend_on_the_seed() {
+    let owners = vec![None; 10];
+    let plan = |seed| {
+        let mut harness = Harness::with_default(&owners);
+        harness.leases.insert(10, lease(10, Some("bar")));
+        harness.leases.insert(11, lease(11, Some("baz")));
+        harness.scan_and_plan(ME, seed)
+    };
+    let reference = plan(0);
+    assert_eq!(reference.target, 4);
+    assert_eq!(reference.take.len(), 4);
+    assert!((1..20).all(|seed| plan(seed) == reference));
 }
 
 /// Rounds until a new worker joining `workers` × `per_worker` stops planning steals.
@@ -388,4 +447,217 @@ fn java_style_stealing_needs_one_round_per_lease() {
         "one steal per round from the single most loaded worker"
     );
     assert!(is_balanced(&harness.counts()));
+}
+
+#[test]
+fn fair_shares_give_the_extra_leases_to_the_busiest_workers() {
+    struct Case {
+        counts: &'static [(&'static str, usize)],
+        leases: usize,
+        cap: usize,
+        shares: &'static [(&'static str, usize)],
+    }
+    let cases = [
+        // 10 over 3: one extra, to the busiest.
+        Case {
+            counts: &[("a", 0), ("b", 7), ("c", 3)],
+            leases: 10,
+            cap: usize::MAX,
+            shares: &[("a", 3), ("b", 4), ("c", 3)],
+        },
+        // Balanced already: the shares are the counts.
+        Case {
+            counts: &[("a", 3), ("b", 2), ("c", 3)],
+            leases: 8,
+            cap: usize::MAX,
+            shares: &[("a", 3), ("b", 2), ("c", 3)],
+        },
+        // More workers than leases: the holders keep one each.
+        Case {
+            counts: &[("a", 1), ("b", 1), ("c", 0)],
+            leases: 2,
+            cap: usize::MAX,
+            shares: &[("a", 1), ("b", 1), ("c", 0)],
+        },
+        // The per-worker cap binds.
+        Case {
+            counts: &[("a", 0), ("b", 0)],
+            leases: 9,
+            cap: 3,
+            shares: &[("a", 3), ("b", 3)],
+        },
+        // No leases at all.
+        Case {
+            counts: &[("a", 0)],
+            leases: 0,
+            cap: usize::MAX,
+            shares: &[("a", 0)],
+        },
+    ];
+    for case in cases {
+        let config = LeaseConfig::builder()
+            .max_leases_for_worker(case.cap)
+            .build()
+            .expect("valid");
+        let counts: BTreeMap<String, usize> = case
+            .counts
+            .iter()
+            .map(|(worker, count)| ((*worker).to_owned(), *count))
+            .collect();
+        let shares = fair_shares(&counts, case.leases, &config);
+        let expected: BTreeMap<String, usize> = case
+            .shares
+            .iter()
+            .map(|(worker, share)| ((*worker).to_owned(), *share))
+            .collect();
+        assert_eq!(shares, expected, "counts {:?}", case.counts);
+    }
+}
+
+/// A table every worker scans at the same moment (after two scans, so owned leases are live),
+/// and the plans each worker makes from it.
+fn plans_from_one_scan(
+    owners: &[Option<&str>],
+    free_after_failover: &[&str],
+    workers: &[&str],
+    config: &LeaseConfig,
+) -> (BTreeMap<u64, Lease>, BTreeMap<String, TakePlan>) {
+    let mut harness = Harness::new(owners, config.clone());
+    harness.scan_and_plan(ME, 0);
+    harness.pass_time(harness.failover_plus_one());
+    harness.renew_all_except(free_after_failover);
+    let mut plans = BTreeMap::new();
+    for worker in workers {
+        // Same history, same scan: clone the observations each worker would have.
+        let mut observations = harness.observations.clone();
+        observations.observe_scan(harness.leases.values().cloned(), harness.now);
+        let plan = plan_takes(&observations, worker, harness.now, config, 0);
+        plans.insert((*worker).to_owned(), plan);
+    }
+    (harness.leases, plans)
+}
+
+#[test]
+fn concurrent_workers_plan_disjoint_takes_that_balance_the_fleet() {
+    struct Case {
+        name: &'static str,
+        /// Leases per worker, in order; `-` means free.
+        holders: &'static [(&'static str, usize)],
+        /// Workers that stopped renewing (their leases expire).
+        dead: &'static [&'static str],
+        /// Everyone that plans (live workers).
+        planners: &'static [&'static str],
+        steals: bool,
+    }
+    let cases = [
+        Case {
+            name: "one worker holds everything",
+            holders: &[("a", 12), ("b", 1), ("c", 1)],
+            dead: &[],
+            planners: &["a", "b", "c"],
+            steals: true,
+        },
+        Case {
+            name: "two loaded, two light",
+            holders: &[("a", 9), ("b", 9), ("c", 1), ("d", 1)],
+            dead: &[],
+            planners: &["a", "b", "c", "d"],
+            steals: true,
+        },
+        Case {
+            name: "uneven cold start",
+            holders: &[("a", 30), ("b", 2), ("c", 1), ("d", 1), ("e", 1)],
+            dead: &[],
+            planners: &["a", "b", "c", "d", "e"],
+            steals: true,
+        },
+        Case {
+            name: "a quarter died",
+            holders: &[("a", 4), ("b", 4), ("c", 4), ("d", 4)],
+            dead: &["d"],
+            planners: &["a", "b", "c"],
+            steals: false,
+        },
+        Case {
+            name: "free leases and uneven holders",
+            holders: &[("-", 5), ("a", 6), ("b", 1)],
+            dead: &[],
+            planners: &["a", "b"],
+            steals: false,
+        },
+    ];
+    for case in cases {
+        let owners: Vec<Option<&str>> = case
+            .holders
+            .iter()
+            .flat_map(|(worker, count)| {
+                std::iter::repeat_n((*worker != "-").then_some(*worker), *count)
+            })
+            .collect();
+        let (mut leases, plans) =
+            plans_from_one_scan(&owners, case.dead, case.planners, &LeaseConfig::default());
+        let mut planned = BTreeMap::new();
+        for (worker, plan) in &plans {
+            assert_eq!(
+                !plan.steal.is_empty() && plan.take.is_empty(),
+                case.steals && !plan.is_empty(),
+                "{}: {worker}: {plan:?}",
+                case.name
+            );
+            for take in plan.all() {
+                let index = take.lease_key.index().expect("index");
+                if let Some(other) = planned.insert(index, worker.clone()) {
+                    panic!("{}: {other} and {worker} both plan {index}", case.name);
+                }
+            }
+        }
+        for (index, worker) in planned {
+            let lease = leases.get_mut(&index).expect("lease");
+            lease.lease_owner = Some(worker);
+        }
+        let mut counts: BTreeMap<&str, usize> = case.planners.iter().map(|w| (*w, 0)).collect();
+        for lease in leases.values() {
+            let owner = lease.lease_owner.as_deref().expect("every lease owned");
+            *counts
+                .get_mut(owner)
+                .unwrap_or_else(|| panic!("{}: dead {owner} still owns", case.name)) += 1;
+        }
+        let max = counts.values().max().copied().unwrap_or(0);
+        let min = counts.values().min().copied().unwrap_or(0);
+        assert!(max - min <= 1, "{}: {counts:?}", case.name);
+    }
+}
+
+#[test]
+fn without_whole_deficit_each_victim_loses_at_most_the_steal_limit_per_run() {
+    let owners: Vec<Option<&str>> = std::iter::repeat_n(Some("a"), 12)
+        .chain([Some("b"), Some("c")])
+        .collect();
+    let config = LeaseConfig::builder()
+        .steal_whole_deficit(false)
+        .max_leases_to_steal_at_one_time(2)
+        .build()
+        .expect("valid");
+    let (_, plans) = plans_from_one_scan(&owners, &[], &["a", "b", "c"], &config);
+    let stolen: usize = plans.values().map(|plan| plan.steal.len()).sum();
+    assert_eq!(stolen, 2, "{plans:?}");
+    assert!(plans["a"].is_empty());
+}
+
+#[test]
+fn newcomers_steal_half_their_deficit_from_the_same_surplus() {
+    // Five newcomers that cannot see each other: each sees a share of 4 of 12 and steals half
+    // its deficit, 2, from the same 4 given-up leases: together they aim at 4 leases, not 20.
+    let owners: Vec<Option<&str>> = std::iter::repeat_n(Some("a"), 6)
+        .chain(std::iter::repeat_n(Some("b"), 6))
+        .collect();
+    let newcomers = ["new-1", "new-2", "new-3", "new-4", "new-5"];
+    let (_, plans) = plans_from_one_scan(&owners, &[], &newcomers, &LeaseConfig::default());
+    let mut aimed_at = std::collections::BTreeSet::new();
+    for newcomer in newcomers {
+        assert_eq!(plans[newcomer].target, 4);
+        assert_eq!(plans[newcomer].steal.len(), 2, "{newcomer}");
+        aimed_at.extend(keys(&plans[newcomer]));
+    }
+    assert!(aimed_at.len() <= 4, "{aimed_at:?}");
 }

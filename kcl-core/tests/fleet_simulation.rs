@@ -705,3 +705,485 @@ fn a_lease_is_not_taken_as_expired_while_its_paused_holder_still_believes_in_it(
     ];
     run(&actions, 5);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Taker rounds: how many rounds a fleet needs to balance.
+//
+// A second, coarser simulation: time moves in taker rounds (the taker loop's interval while
+// other workers hold leases, failover + 2 × epsilon). In every round each live worker renews
+// what it still owns, then all live workers scan the SAME table (they run concurrently), plan,
+// and write: their conditional takes interleave one at a time (round-robin in a rotating order,
+// or in a seeded random order), and a take fails when another worker took the lease first in
+// that round (its counter moved). Dead workers stop renewing; their leases expire in the
+// survivors' eyes after the failover time.
+//
+// Checked after every round: no lease is believed held by two workers once renewals ran (a
+// robbed owner learns at its next renewal); and per event: the fleet is balanced (every lease
+// owned by a live worker, max − min ≤ 1 among live workers) within two rounds of the event
+// settling, a lease changes hands (owner to another owner) at most once per event, and nothing
+// moves any more once balanced.
+// ---------------------------------------------------------------------------------------------
+
+/// How the conditional writes of concurrent workers interleave within one round.
+#[derive(Debug, Clone, Copy)]
+enum Interleave {
+    /// One take per worker in turn, the starting worker rotating every round.
+    RoundRobin,
+    /// The next writer drawn at random (seeded) among workers with takes left.
+    Random(u64),
+}
+
+/// A SplitMix64 step: the simulation's own deterministic randomness.
+fn mix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The seed base the taker loop derives from the worker id (FNV-1a).
+fn seed_base(worker_id: &str) -> u64 {
+    worker_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+        })
+}
+
+struct RoundWorker {
+    observations: LeaseObservations,
+    /// Leases this worker believes it holds (until a renewal fails).
+    held: BTreeSet<ShardId>,
+    runs: u64,
+}
+
+struct RoundSim {
+    config: LeaseConfig,
+    table: BTreeMap<ShardId, Lease>,
+    live: BTreeMap<String, RoundWorker>,
+    now: Duration,
+    round: u64,
+    interleave: Interleave,
+    /// Owner-to-owner changes per lease since the last event.
+    changes: BTreeMap<ShardId, usize>,
+}
+
+/// What happened after one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EventOutcome {
+    /// Rounds from the event settling until balanced (the round that balanced included);
+    /// `None` if not balanced within the round limit.
+    rounds_to_balance: Option<usize>,
+    /// The most owner-to-owner changes of one lease during the event.
+    max_changes_per_lease: usize,
+    /// The round (counted as `rounds_to_balance`) after which every live worker held a lease
+    /// (`None` if that never happened, e.g. with fewer leases than workers). A worker that got
+    /// nothing in its first round stays invisible to the others, as if it joined a round later.
+    all_visible_after: Option<usize>,
+}
+
+const ROUND_LIMIT: usize = 60;
+
+impl RoundSim {
+    fn new(shards: u64, interleave: Interleave) -> Self {
+        RoundSim {
+            config: config(),
+            table: (0..shards)
+                .map(|index| {
+                    let id = ShardId::from_index(index);
+                    (
+                        id.clone(),
+                        Lease::new(id, ExtendedSequenceNumber::TRIM_HORIZON),
+                    )
+                })
+                .collect(),
+            live: BTreeMap::new(),
+            // Monotonic clocks start anywhere; well past the very-old age here.
+            now: Duration::from_secs(1_000),
+            round: 0,
+            interleave,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    fn round_interval(&self) -> Duration {
+        self.config.failover_time() + self.config.epsilon() * 2
+    }
+
+    fn join(&mut self, worker_id: &str) {
+        self.live.insert(
+            worker_id.to_owned(),
+            RoundWorker {
+                observations: LeaseObservations::new(),
+                held: BTreeSet::new(),
+                runs: 0,
+            },
+        );
+    }
+
+    /// A fleet already balanced: leases dealt round-robin to `workers`, each believing it
+    /// holds its own; one quiet round lets everyone observe the table.
+    fn balanced(shards: u64, workers: &[String], interleave: Interleave) -> Self {
+        let mut sim = RoundSim::new(shards, interleave);
+        for worker in workers {
+            sim.join(worker);
+        }
+        for (position, lease) in sim.table.values_mut().enumerate() {
+            let owner = &workers[position % workers.len()];
+            lease.lease_owner = Some(owner.clone());
+            lease.lease_counter = 1;
+            sim.live
+                .get_mut(owner)
+                .expect("live")
+                .held
+                .insert(lease.lease_key.clone());
+        }
+        sim.run_round();
+        assert!(
+            sim.changes.is_empty(),
+            "a balanced fleet moved leases: {:?}",
+            sim.changes
+        );
+        sim
+    }
+
+    /// One taker round of every live worker.
+    fn run_round(&mut self) {
+        self.now += self.round_interval();
+        self.round += 1;
+        // Renewals: what a worker still owns is renewed; what it lost, it learns about.
+        for (worker_id, worker) in &mut self.live {
+            worker.held.retain(|shard| {
+                let lease = self.table.get_mut(shard).expect("lease");
+                let still_mine = lease.is_owned_by(worker_id);
+                if still_mine {
+                    lease.lease_counter += 1;
+                }
+                still_mine
+            });
+        }
+        self.check_single_believer();
+        // Everyone scans the same table, then plans.
+        let scan: Vec<Lease> = self.table.values().cloned().collect();
+        let mut queues: Vec<(String, std::collections::VecDeque<(ShardId, u64)>)> = Vec::new();
+        for (worker_id, worker) in &mut self.live {
+            worker.observations.observe_scan(scan.clone(), self.now);
+            let seed = seed_base(worker_id) ^ worker.runs;
+            worker.runs += 1;
+            let plan = plan_takes(
+                &worker.observations,
+                worker_id,
+                self.now,
+                &self.config,
+                seed,
+            );
+            let queue = plan
+                .all()
+                .map(|take| (take.lease_key.clone(), take.expected_counter))
+                .collect();
+            queues.push((worker_id.clone(), queue));
+        }
+        // Conditional writes, interleaved.
+        let mut rng = match self.interleave {
+            Interleave::RoundRobin => 0,
+            Interleave::Random(seed) => seed ^ self.round.wrapping_mul(0x9E37),
+        };
+        let mut turn = self.round as usize;
+        loop {
+            let pending: Vec<usize> = (0..queues.len())
+                .filter(|index| !queues[*index].1.is_empty())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let pick = match self.interleave {
+                Interleave::RoundRobin => {
+                    turn += 1;
+                    pending[turn % pending.len()]
+                }
+                Interleave::Random(_) => pending[(mix(&mut rng) % pending.len() as u64) as usize],
+            };
+            let (worker_id, queue) = &mut queues[pick];
+            let (shard, expected) = queue.pop_front().expect("pending");
+            let lease = self.table.get_mut(&shard).expect("planned lease exists");
+            if lease.lease_counter != expected {
+                continue;
+            }
+            if let Some(previous) = &lease.lease_owner
+                && previous != worker_id
+            {
+                *self.changes.entry(shard.clone()).or_insert(0) += 1;
+            }
+            lease.lease_owner = Some(worker_id.clone());
+            lease.lease_counter += 1;
+            let taken = lease.clone();
+            let worker = self.live.get_mut(worker_id.as_str()).expect("live");
+            worker.observations.record_write(taken, self.now);
+            worker.held.insert(shard);
+        }
+    }
+
+    /// Once renewals ran, no two live workers believe they hold the same lease.
+    fn check_single_believer(&self) {
+        let mut believers: BTreeMap<&ShardId, &str> = BTreeMap::new();
+        for (worker_id, worker) in &self.live {
+            for shard in &worker.held {
+                if let Some(other) = believers.insert(shard, worker_id) {
+                    panic!("{other} and {worker_id} both believe they hold {shard}");
+                }
+            }
+        }
+    }
+
+    /// Lease counts per live worker, or why the fleet is not balanced.
+    fn balance(&self) -> Result<BTreeMap<&str, usize>, String> {
+        let mut counts: BTreeMap<&str, usize> = self
+            .live
+            .keys()
+            .map(|worker| (worker.as_str(), 0))
+            .collect();
+        let mut unowned = 0;
+        for lease in self.table.values() {
+            match lease
+                .lease_owner
+                .as_deref()
+                .and_then(|owner| counts.get_mut(owner))
+            {
+                Some(count) => *count += 1,
+                None => unowned += 1,
+            }
+        }
+        let max = counts.values().max().copied().unwrap_or(0);
+        let min = counts.values().min().copied().unwrap_or(0);
+        if unowned > 0 || max - min > 1 {
+            return Err(format!("{unowned} not owned by live workers, {counts:?}"));
+        }
+        Ok(counts)
+    }
+
+    /// Runs rounds from an event that has settled (the next round is the first one to count)
+    /// until balanced, then a few more to see that nothing moves any more.
+    fn settle(&mut self) -> EventOutcome {
+        let mut rounds_to_balance = None;
+        let mut all_visible_after = None;
+        for rounds in 1..=ROUND_LIMIT {
+            self.run_round();
+            if all_visible_after.is_none() && self.all_visible() {
+                all_visible_after = Some(rounds);
+            }
+            if self.balance().is_ok() {
+                rounds_to_balance = Some(rounds);
+                break;
+            }
+        }
+        let max_changes_per_lease = self.changes.values().max().copied().unwrap_or(0);
+        if rounds_to_balance.is_some() {
+            let before = self.changes.clone();
+            for _ in 0..3 {
+                self.run_round();
+            }
+            assert_eq!(before, self.changes, "leases moved in a balanced fleet");
+            assert!(self.balance().is_ok(), "balance lost: {:?}", self.balance());
+        }
+        self.changes.clear();
+        EventOutcome {
+            rounds_to_balance,
+            max_changes_per_lease,
+            all_visible_after,
+        }
+    }
+
+    /// Whether every live worker owns at least one lease (and so is counted by the others).
+    fn all_visible(&self) -> bool {
+        self.live
+            .keys()
+            .all(|worker| self.table.values().any(|lease| lease.is_owned_by(worker)))
+    }
+
+    /// Kills `victims`: they stop renewing and taking. Runs the rounds in which their leases
+    /// still look alive to everyone else, so that the next round is the first one to count.
+    fn kill(&mut self, victims: &[String]) {
+        for victim in victims {
+            self.live.remove(victim);
+        }
+        // The survivors last saw the victims' counters move in the previous round's scan.
+        let last_seen = self.now;
+        while self.now + self.round_interval() <= last_seen + self.config.failover_time() {
+            self.run_round();
+        }
+    }
+}
+
+fn worker_ids(count: usize, salt: u64) -> Vec<String> {
+    (0..count)
+        .map(|index| {
+            if salt == 0 {
+                format!("worker-{index}")
+            } else {
+                let mut state = salt ^ index as u64;
+                format!("w-{:08x}", mix(&mut state) as u32)
+            }
+        })
+        .collect()
+}
+
+/// All workers start together on unowned leases.
+fn cold_start(shards: u64, workers: usize, interleave: Interleave, salt: u64) -> EventOutcome {
+    let mut sim = RoundSim::new(shards, interleave);
+    for worker in worker_ids(workers, salt) {
+        sim.join(&worker);
+    }
+    sim.settle()
+}
+
+/// One worker joins a balanced fleet of `workers - 1`.
+fn one_joins(shards: u64, workers: usize, interleave: Interleave, salt: u64) -> EventOutcome {
+    let ids = worker_ids(workers, salt);
+    let mut sim = RoundSim::balanced(shards, &ids[..workers - 1], interleave);
+    sim.join(&ids[workers - 1]);
+    sim.settle()
+}
+
+/// A quarter of a balanced fleet dies (at least one worker, never all).
+fn quarter_dies(shards: u64, workers: usize, interleave: Interleave, salt: u64) -> EventOutcome {
+    let ids = worker_ids(workers, salt);
+    let mut sim = RoundSim::balanced(shards, &ids, interleave);
+    let dead = (workers / 4).clamp(1, workers - 1);
+    let victims: Vec<String> = ids
+        .iter()
+        .step_by(workers / dead)
+        .take(dead)
+        .cloned()
+        .collect();
+    sim.kill(&victims);
+    sim.settle()
+}
+
+type Scenario = fn(u64, usize, Interleave, u64) -> EventOutcome;
+
+const SCENARIOS: [(&str, Scenario); 3] = [
+    ("all start together", cold_start),
+    ("one joins", one_joins),
+    ("a quarter dies", quarter_dies),
+];
+
+const FLEETS: [(u64, usize); 4] = [(8, 2), (64, 4), (256, 8), (1024, 16)];
+
+#[test]
+fn fleets_balance_within_two_rounds_of_an_event() {
+    let mut failures = Vec::new();
+    for interleave in [
+        Interleave::RoundRobin,
+        Interleave::Random(1),
+        Interleave::Random(2),
+    ] {
+        for (name, scenario) in SCENARIOS {
+            for (shards, workers) in FLEETS {
+                let outcome = scenario(shards, workers, interleave, 0);
+                eprintln!(
+                    "{name:>18}, {shards:>4} shards × {workers:>2} workers, {interleave:?}: \
+                     {outcome:?}"
+                );
+                let ok = outcome.rounds_to_balance.is_some_and(|rounds| rounds <= 2)
+                    && outcome.max_changes_per_lease <= 1;
+                if !ok {
+                    failures.push(format!(
+                        "{name}, {shards} × {workers}, {interleave:?}: {outcome:?}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The invariants of one event. With at least as many leases as workers, and every worker
+/// visible (holding a lease) after the event's first round: balance within two rounds, and each
+/// lease changes hands at most once. A joiner that got nothing in its first round (its
+/// concurrent takes all lost the race) stays invisible and in effect joins a round later: then
+/// balance within two rounds of everyone being visible, and at most two changes per lease (one
+/// per effective join). With fewer leases than workers the idle workers are never visible:
+/// balance eventually, at most two changes per lease.
+fn check_outcome(outcome: &EventOutcome, shards: u64, workers: usize, label: &str) {
+    let Some(rounds) = outcome.rounds_to_balance else {
+        panic!("{label}: never balanced: {outcome:?}");
+    };
+    match outcome.all_visible_after {
+        Some(1) if shards >= workers as u64 => {
+            assert!(rounds <= 2, "{label}: {outcome:?}");
+            assert!(outcome.max_changes_per_lease <= 1, "{label}: {outcome:?}");
+        }
+        Some(visible) if shards >= workers as u64 => {
+            assert!(rounds <= visible + 1, "{label}: {outcome:?}");
+            assert!(outcome.max_changes_per_lease <= 2, "{label}: {outcome:?}");
+        }
+        _ => assert!(outcome.max_changes_per_lease <= 2, "{label}: {outcome:?}"),
+    }
+}
+
+/// A fleet built by random joins: a first group starts together on unowned leases, the others
+/// join in groups of `group_sizes` (each event left to settle), then a quarter dies.
+fn random_fleet(shards: u64, first: usize, group_sizes: &[usize], salt: u64, seed: u64) {
+    let interleave = if seed.is_multiple_of(3) {
+        Interleave::RoundRobin
+    } else {
+        Interleave::Random(seed)
+    };
+    let total = first + group_sizes.iter().sum::<usize>();
+    let ids = worker_ids(total, salt | 1);
+    let mut sim = RoundSim::new(shards, interleave);
+    let mut joined = 0;
+    for size in std::iter::once(first).chain(group_sizes.iter().copied()) {
+        for id in &ids[joined..joined + size] {
+            sim.join(id);
+        }
+        joined += size;
+        let outcome = sim.settle();
+        let label = format!("{shards} shards, {joined} workers after a group of {size}");
+        check_outcome(&outcome, shards, joined, &label);
+    }
+    if total >= 2 {
+        let dead = (total / 4).clamp(1, total - 1);
+        let mut state = seed;
+        let mut victims: Vec<String> = ids.clone();
+        for i in (1..victims.len()).rev() {
+            victims.swap(i, (mix(&mut state) % (i as u64 + 1)) as usize);
+        }
+        victims.truncate(dead);
+        sim.kill(&victims);
+        let outcome = sim.settle();
+        let label = format!("{shards} shards, {dead} of {total} died");
+        check_outcome(&outcome, shards, total - dead, &label);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        max_shrink_iters: 100,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_fleets_balance_within_two_rounds(
+        shards in 1u64..=300,
+        first in 1usize..=12,
+        groups in prop::collection::vec(1usize..=3, 0..6),
+        salt in any::<u64>(),
+        seed in any::<u64>(),
+    ) {
+        // At most 12 workers in all.
+        let mut room = 12 - first;
+        let groups: Vec<usize> = groups
+            .into_iter()
+            .map(|size| {
+                let size = size.min(room);
+                room -= size;
+                size
+            })
+            .filter(|size| *size > 0)
+            .collect();
+        random_fleet(shards, first, &groups, salt, seed);
+    }
+}

@@ -1,7 +1,7 @@
 //! Property tests of the pure rules: lease assignment plans and lease creation from random
 //! shard graphs.
 
-use kcl_core::assignment::{LeaseObservations, plan_takes};
+use kcl_core::assignment::{LeaseObservations, TakePlan, fair_shares, plan_takes};
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::{HashKeyRange, SequenceNumber, SequenceNumberRange, Shard, ShardId};
 use kcl_core::lease::{ExtendedSequenceNumber, Lease};
@@ -51,12 +51,14 @@ proptest! {
         max_steal in 1usize..4,
         max_leases in 1usize..50,
         parallel in any::<bool>(),
+        whole_deficit in any::<bool>(),
         seed in any::<u64>(),
     ) {
         let config = LeaseConfig::builder()
             .max_leases_to_steal_at_one_time(max_steal)
             .max_leases_for_worker(max_leases)
             .parallel_stealing(parallel)
+            .steal_whole_deficit(whole_deficit)
             .build()
             .expect("valid");
         let first = Duration::from_secs(100);
@@ -95,16 +97,105 @@ proptest! {
                 prop_assert_ne!(victim, ME);
                 *per_victim.entry(victim).or_default() += 1;
             }
-            prop_assert!(per_victim.values().all(|count| *count <= max_steal));
+            if !parallel || !whole_deficit {
+                prop_assert!(per_victim.values().all(|count| *count <= max_steal));
+            }
             if !parallel {
                 prop_assert_eq!(per_victim.len(), 1, "the Java rule steals from one worker");
             }
+            let mut all_counts = counts.clone();
+            all_counts.entry(ME.to_owned()).or_insert(0);
+            let shares = fair_shares(&all_counts, plan.lease_count, &config);
             for (victim, stolen) in per_victim {
                 let had = counts.get(victim).copied().unwrap_or(0);
                 // Never leaves a victim below target - 1.
                 prop_assert!(had - stolen + 1 >= plan.target, "{victim} had {had}, lost {stolen}");
+                if parallel {
+                    // The fair-share plan never takes a victim below its own share.
+                    prop_assert!(had - stolen >= shares[victim], "{victim} had {had}, lost {stolen}");
+                }
             }
         }
+    }
+}
+
+/// A table of `free` unowned leases and `held[w]` leases owned by `worker-w`, scanned twice by
+/// every worker (the second scan after everyone renewed), and each worker's fair-share plan.
+fn fleet_plans(free: usize, held: &[usize]) -> (Vec<Lease>, Vec<(String, TakePlan)>) {
+    let mut table = Vec::new();
+    for _ in 0..free {
+        table.push(None);
+    }
+    for (worker, count) in held.iter().enumerate() {
+        for _ in 0..*count {
+            table.push(Some(format!("worker-{worker}")));
+        }
+    }
+    let leases = |counter: u64| -> Vec<Lease> {
+        table
+            .iter()
+            .enumerate()
+            .map(|(index, owner)| {
+                let mut lease = Lease::new(
+                    ShardId::from_index(index as u64),
+                    ExtendedSequenceNumber::TRIM_HORIZON,
+                );
+                lease.lease_owner = owner.clone();
+                lease.lease_counter = if owner.is_some() { counter } else { 0 };
+                lease
+            })
+            .collect()
+    };
+    let first = Duration::from_secs(100);
+    let second = first + Duration::from_secs(1);
+    let config = LeaseConfig::default();
+    let plans = (0..held.len())
+        .map(|worker| {
+            let id = format!("worker-{worker}");
+            let mut observations = LeaseObservations::new();
+            observations.observe_scan(leases(1), first);
+            observations.observe_scan(leases(2), second);
+            let plan = plan_takes(&observations, &id, second, &config, worker as u64);
+            (id, plan)
+        })
+        .collect();
+    (leases(2), plans)
+}
+
+proptest! {
+    /// Workers that all hold leases and plan from the same scan plan disjoint takes, each from
+    /// the owner the scan showed; carried out (free leases first, then, from a scan of the
+    /// result, steals) they take every free lease and balance the fleet.
+    #[test]
+    fn fair_share_plans_from_one_scan_are_disjoint_and_balance(
+        free in 0usize..40,
+        held in prop::collection::vec(1usize..40, 1..10),
+    ) {
+        let worker_index = |id: &str| -> usize {
+            id.trim_start_matches("worker-").parse().expect("worker index")
+        };
+        let mut counts = held.clone();
+        for free in [free, 0] {
+            let (table, plans) = fleet_plans(free, &counts);
+            let mut planned = BTreeSet::new();
+            for (worker, plan) in &plans {
+                for take in plan.all() {
+                    let index = take.lease_key.index().expect("index");
+                    prop_assert!(planned.insert(index), "{} planned twice", index);
+                    let lease = &table[index as usize];
+                    prop_assert_eq!(lease.lease_counter, take.expected_counter);
+                    prop_assert_eq!(&lease.lease_owner, &take.previous_owner);
+                    if let Some(victim) = &take.previous_owner {
+                        counts[worker_index(victim)] -= 1;
+                    }
+                    counts[worker_index(worker)] += 1;
+                }
+            }
+        }
+        prop_assert_eq!(counts.iter().sum::<usize>(), free + held.iter().sum::<usize>(), "all free leases taken");
+        let max = counts.iter().max().copied().unwrap_or(0);
+        let min = counts.iter().min().copied().unwrap_or(0);
+        prop_assert!(max - min <= 1, "{:?} + {} free -> {:?}", held, free, counts);
     }
 }
 
