@@ -489,6 +489,7 @@ async fn taker_loop(
         });
     loop {
         config.wait_unpaused().await;
+        let mut took_any = false;
         let scan = config.lease_store.list_leases().await;
         ctx.store_outcome(&scan);
         // Stamp the scan with the time it RETURNED: a renewal that landed while the scan was
@@ -541,6 +542,7 @@ async fn taker_loop(
                         Ok(lease) => {
                             tracing::info!(shard_id = %lease.lease_key, stolen = is_steal, previous_owner = ?planned.previous_owner, "took lease");
                             ctx.metrics.lease_taken(is_steal);
+                            took_any = true;
                             observations.record_write(lease.clone(), sent_at);
                             let held = HeldLease::new(
                                 lease,
@@ -567,7 +569,12 @@ async fn taker_loop(
         // Beyond the Java KCL: when another worker's lease could expire before the next
         // regular run, scan again right after that, so a crashed worker's shards move within
         // failover time + one taker interval of the crash instead of up to two intervals.
-        let next_run = if others_hold_leases(&observations, &config.worker_id) {
+        // A run that took or stole something is followed soon by another (a renew interval
+        // later): a newcomer steals in two steps, and its second step should not wait a whole
+        // taker interval.
+        let next_run = if took_any {
+            config.lease.renew_interval()
+        } else if others_hold_leases(&observations, &config.worker_id) {
             config
                 .lease
                 .take_interval()

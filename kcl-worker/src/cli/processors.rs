@@ -5,7 +5,7 @@ use super::multilang::{
     CheckpointOutcome, CheckpointRequests, ChildCommand, ChildProcess, DaemonMessage,
     MultiLangError, ProtocolRecord, RefuseCheckpoints,
 };
-use super::sink::{JsonlSink, SinkRecord};
+use super::sink::{JsonlSink, SinkAcquisition, SinkRecord};
 use crate::checkpointer::{CheckpointError, RecordCheckpointer};
 use crate::processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
@@ -25,6 +25,9 @@ pub struct SinkProcessor {
     sink: JsonlSink,
     worker_id: Arc<str>,
     shard_id: ShardId,
+    /// This acquisition of the lease (set by `initialize`), written with every record so a
+    /// validator can tell a re-delivery at a new acquisition from one within an acquisition.
+    acquisition: Option<SinkAcquisition>,
 }
 
 impl SinkProcessor {
@@ -34,6 +37,7 @@ impl SinkProcessor {
             sink,
             worker_id,
             shard_id,
+            acquisition: None,
         }
     }
 }
@@ -61,6 +65,7 @@ impl ShardRecordProcessor for SinkProcessor {
             "shard initialized"
         );
         self.shard_id = input.shard_id;
+        self.acquisition = Some(SinkAcquisition::starting_at(input.extended_sequence_number));
         Ok(())
     }
 
@@ -82,6 +87,7 @@ impl ShardRecordProcessor for SinkProcessor {
                     record.approximate_arrival_timestamp.0,
                     &self.worker_id,
                 )
+                .with_acquisition(self.acquisition.as_ref())
             })
             .collect();
         // Durable first: a batch is checkpointed only once it is on disk.
