@@ -1,14 +1,16 @@
 //! Control plane of the in-process engine: streams, pagination, shard filters, limits,
-//! statuses with create/delete delays, retention bounds, modes and tags.
+//! statuses with create/delete delays (and how reads answer meanwhile), retention bounds, modes,
+//! tags, and consumer ARNs across deregistration.
 
 mod engine_support;
 
 use broker::engine::{
-    AddTagsToStreamInput, Broker, BrokerConfig, CreateStreamInput, DeleteStreamInput,
-    DescribeStreamInput, ListShardsInput, ListStreamsInput, ListTagsForStreamInput,
-    RegisterStreamConsumerInput, RemoveTagsFromStreamInput, RetentionPeriodInput, SplitShardInput,
-    StreamMode, StreamRef, StreamStatus, TagResourceInput, UntagResourceInput,
-    UpdateShardCountInput, UpdateStreamModeInput,
+    AddTagsToStreamInput, Broker, BrokerConfig, ConsumerRef, CreateStreamInput, DeleteStreamInput,
+    DescribeStreamInput, GetShardIteratorInput, ListShardsInput, ListStreamsInput,
+    ListTagsForStreamInput, RegisterStreamConsumerInput, RemoveTagsFromStreamInput,
+    RetentionPeriodInput, SplitShardInput, StreamMode, StreamRef, StreamStatus,
+    SubscribeToShardInput, TagResourceInput, UntagResourceInput, UpdateShardCountInput,
+    UpdateStreamModeInput,
 };
 use engine_support::*;
 use kcl_core::kinesis::{EpochMillis, KinesisErrorKind, ShardFilter, ShardId, StartingPosition};
@@ -680,4 +682,308 @@ async fn tags_are_added_listed_paged_and_removed() {
         .expect("list");
     assert_eq!(rest.tags.len(), 1);
     assert!(!rest.has_more_tags);
+}
+
+/// Which answer a call gets from a stream in some status.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    Ok,
+    InUse,
+    NotFound,
+}
+
+fn answer_of<T: std::fmt::Debug>(
+    outcome: Result<T, kcl_core::kinesis::KinesisError>,
+) -> (Answer, String) {
+    match outcome {
+        Ok(_) => (Answer::Ok, String::new()),
+        Err(error) if error.kind == KinesisErrorKind::ResourceInUse => {
+            (Answer::InUse, error.message)
+        }
+        Err(error) if error.kind == KinesisErrorKind::ResourceNotFound => {
+            (Answer::NotFound, error.message)
+        }
+        Err(error) => panic!("unexpected error: {error}"),
+    }
+}
+
+/// Calls every read-side operation on stream `s` and returns (operation, answer, message).
+async fn read_side_answers(broker: &Broker) -> Vec<(&'static str, Answer, String)> {
+    let mut answers = Vec::new();
+    let (answer, message) = answer_of(
+        broker
+            .list_shards(ListShardsInput {
+                stream: Some(StreamRef::name("s")),
+                ..Default::default()
+            })
+            .await,
+    );
+    answers.push(("ListShards by name", answer, message));
+    let (answer, message) = answer_of(
+        broker
+            .list_shards(ListShardsInput {
+                stream: Some(StreamRef::arn(ARN)),
+                shard_filter: Some(ShardFilter::AtTrimHorizon),
+                ..Default::default()
+            })
+            .await,
+    );
+    answers.push(("ListShards by ARN with a filter", answer, message));
+    let (answer, message) = answer_of(
+        broker
+            .get_shard_iterator(GetShardIteratorInput {
+                stream: StreamRef::name("s"),
+                shard_id: shard(0),
+                position: StartingPosition::TrimHorizon,
+            })
+            .await,
+    );
+    answers.push(("GetShardIterator", answer, message));
+    let (answer, message) = answer_of(
+        broker
+            .describe_stream(DescribeStreamInput {
+                stream: StreamRef::name("s"),
+                limit: None,
+                exclusive_start_shard_id: None,
+            })
+            .await,
+    );
+    answers.push(("DescribeStream", answer, message));
+    let (answer, message) = answer_of(broker.describe_stream_summary(StreamRef::name("s")).await);
+    answers.push(("DescribeStreamSummary", answer, message));
+    let (answer, message) = answer_of(
+        broker
+            .register_stream_consumer(RegisterStreamConsumerInput {
+                stream_arn: ARN.into(),
+                consumer_name: "probe".into(),
+            })
+            .await,
+    );
+    answers.push(("RegisterStreamConsumer", answer, message));
+    answers
+}
+
+#[tokio::test]
+async fn streams_being_created_or_deleted_answer_reads_as_kinesis_does() {
+    let (clock, config) = manual_config();
+    let broker = Broker::new(BrokerConfig {
+        create_delay: Duration::from_secs(10),
+        delete_delay: Duration::from_secs(5),
+        ..config
+    });
+    create(&broker, "s", 2).await;
+    let creating = "Stream s under account 000000000000 not ACTIVE, instead in state CREATING";
+    let not_found = "Stream s under account 000000000000 not found.";
+    let expected_creating = vec![
+        ("ListShards by name", Answer::InUse, creating.to_owned()),
+        (
+            "ListShards by ARN with a filter",
+            Answer::InUse,
+            creating.to_owned(),
+        ),
+        ("GetShardIterator", Answer::NotFound, not_found.to_owned()),
+        ("DescribeStream", Answer::Ok, String::new()),
+        ("DescribeStreamSummary", Answer::Ok, String::new()),
+        ("RegisterStreamConsumer", Answer::InUse, creating.to_owned()),
+    ];
+    assert_eq!(read_side_answers(&broker).await, expected_creating);
+    // One millisecond before the delay ends the stream is still CREATING.
+    clock.advance(Duration::from_millis(9_999));
+    assert_eq!(read_side_answers(&broker).await, expected_creating);
+
+    clock.advance(Duration::from_millis(1));
+    let active: Vec<_> = read_side_answers(&broker)
+        .await
+        .into_iter()
+        .map(|(operation, answer, _)| (operation, answer))
+        .collect();
+    assert!(
+        active.iter().all(|(_, answer)| *answer == Answer::Ok),
+        "{active:?}"
+    );
+    let listed = broker
+        .list_shards(ListShardsInput {
+            stream: Some(StreamRef::name("s")),
+            ..Default::default()
+        })
+        .await
+        .expect("list an active stream");
+    assert_eq!(listed.shards.len(), 2);
+
+    broker
+        .delete_stream(DeleteStreamInput {
+            stream: StreamRef::name("s"),
+            enforce_consumer_deletion: true,
+        })
+        .await
+        .expect("delete");
+    let deleting = "Stream s under account 000000000000 not ACTIVE, instead in state DELETING";
+    assert_eq!(
+        read_side_answers(&broker).await,
+        vec![
+            ("ListShards by name", Answer::InUse, deleting.to_owned()),
+            (
+                "ListShards by ARN with a filter",
+                Answer::InUse,
+                deleting.to_owned()
+            ),
+            ("GetShardIterator", Answer::NotFound, not_found.to_owned()),
+            ("DescribeStream", Answer::Ok, String::new()),
+            ("DescribeStreamSummary", Answer::Ok, String::new()),
+            ("RegisterStreamConsumer", Answer::InUse, deleting.to_owned()),
+        ]
+    );
+    clock.advance(Duration::from_secs(5));
+    let gone: Vec<_> = read_side_answers(&broker)
+        .await
+        .into_iter()
+        .map(|(operation, answer, _)| (operation, answer))
+        .collect();
+    assert!(
+        gone.iter().all(|(_, answer)| *answer == Answer::NotFound),
+        "{gone:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_list_shards_token_of_a_stream_being_deleted_is_in_use() {
+    let (_clock, config) = manual_config();
+    let broker = Broker::new(BrokerConfig {
+        delete_delay: Duration::from_secs(5),
+        ..config
+    });
+    create(&broker, "s", 3).await;
+    let first = broker
+        .list_shards(ListShardsInput {
+            stream: Some(StreamRef::name("s")),
+            max_results: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("first page");
+    let token = first.next_token.expect("more pages");
+    broker
+        .delete_stream(DeleteStreamInput {
+            stream: StreamRef::name("s"),
+            enforce_consumer_deletion: false,
+        })
+        .await
+        .expect("delete");
+    let next = broker
+        .list_shards(ListShardsInput {
+            next_token: Some(token),
+            ..Default::default()
+        })
+        .await;
+    let error = assert_kind(next, KinesisErrorKind::ResourceInUse);
+    assert_eq!(
+        error.message,
+        "Stream s under account 000000000000 not ACTIVE, instead in state DELETING"
+    );
+}
+
+#[tokio::test]
+async fn a_deregistered_consumer_arn_is_not_found_and_the_name_can_be_registered_again() {
+    let (clock, broker) = manual_broker();
+    create(&broker, "s", 1).await;
+    let register = || {
+        broker.register_stream_consumer(RegisterStreamConsumerInput {
+            stream_arn: ARN.into(),
+            consumer_name: "c".into(),
+        })
+    };
+    let subscribe = |consumer_arn: &str| {
+        broker.subscribe_to_shard(SubscribeToShardInput {
+            consumer_arn: consumer_arn.to_owned(),
+            shard_id: shard(0),
+            starting_position: StartingPosition::TrimHorizon,
+        })
+    };
+    let first = register().await.expect("register").consumer_arn;
+    assert_eq!(
+        first,
+        format!("{ARN}/consumer/c:{}", START.0 / 1000),
+        "the ARN ends with the creation second"
+    );
+    let _subscription = subscribe(&first).await.expect("subscribe");
+    broker
+        .deregister_stream_consumer(ConsumerRef::by_arn(&first))
+        .await
+        .expect("deregister");
+
+    let not_found = format!("Consumer {first} under account 000000000000 not found.");
+    let cases = [
+        (
+            "SubscribeToShard",
+            subscribe(&first).await.map(|_| ()).err(),
+        ),
+        (
+            "DescribeStreamConsumer by ARN",
+            broker
+                .describe_stream_consumer(ConsumerRef::by_arn(&first))
+                .await
+                .map(|_| ())
+                .err(),
+        ),
+        (
+            "DeregisterStreamConsumer again",
+            broker
+                .deregister_stream_consumer(ConsumerRef::by_arn(&first))
+                .await
+                .err(),
+        ),
+    ];
+    for (operation, error) in cases {
+        let error = error.unwrap_or_else(|| panic!("{operation} must fail"));
+        assert_eq!(
+            error.kind,
+            KinesisErrorKind::ResourceNotFound,
+            "{operation}: {error}"
+        );
+        assert_eq!(error.message, not_found, "{operation}");
+    }
+    let by_name = broker
+        .describe_stream_consumer(ConsumerRef::by_name(ARN, "c"))
+        .await;
+    let error = assert_kind(by_name, KinesisErrorKind::ResourceNotFound);
+    assert_eq!(
+        error.message,
+        "Consumer c under account 000000000000 not found."
+    );
+
+    // Registered again within the same second: a new ARN, ACTIVE, that subscribes; the old
+    // ARN stays unknown.
+    let again = register().await.expect("register again");
+    assert_eq!(again.consumer_status, "ACTIVE");
+    assert_ne!(again.consumer_arn, first);
+    assert_eq!(
+        again.consumer_arn,
+        format!("{ARN}/consumer/c:{}", START.0 / 1000 + 1)
+    );
+    let _subscription = subscribe(&again.consumer_arn)
+        .await
+        .expect("subscribe with the new ARN");
+    assert_kind(subscribe(&first).await, KinesisErrorKind::ResourceNotFound);
+    let described = broker
+        .describe_stream_consumer(ConsumerRef::by_name(ARN, "c"))
+        .await
+        .expect("describe by name");
+    assert_eq!(described.consumer_arn, again.consumer_arn);
+    assert_eq!(described.consumer_status, "ACTIVE");
+
+    // Later, a registration's ARN carries its own creation second again.
+    broker
+        .deregister_stream_consumer(ConsumerRef::by_name(ARN, "c"))
+        .await
+        .expect("deregister by name");
+    clock.advance(Duration::from_secs(60));
+    let later = register().await.expect("register later");
+    assert_eq!(
+        later.consumer_arn,
+        format!("{ARN}/consumer/c:{}", START.0 / 1000 + 60)
+    );
+    assert_kind(
+        subscribe(&again.consumer_arn).await,
+        KinesisErrorKind::ResourceNotFound,
+    );
 }

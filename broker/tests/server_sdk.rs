@@ -453,3 +453,118 @@ async fn every_operation() -> TestResult {
     server.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_creating_stream_and_a_deregistered_consumer_answer_as_kinesis_does() -> TestResult {
+    tokio::time::timeout(Duration::from_secs(300), creating_and_deregistered())
+        .await
+        .expect("the SDK scenario finishes within five minutes")
+}
+
+async fn creating_and_deregistered() -> TestResult {
+    use broker::engine::{Broker, BrokerConfig};
+    use kcl_core::clock::ManualClock;
+    use kcl_core::kinesis::EpochMillis;
+
+    let clock = std::sync::Arc::new(ManualClock::new(EpochMillis(1_795_636_815_000)));
+    let broker = Broker::new(BrokerConfig {
+        create_delay: Duration::from_secs(3),
+        ..BrokerConfig::unlimited().with_clock(clock.clone())
+    });
+    let server = broker::server::spawn(
+        broker.clone(),
+        ServerOptions::default(),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let client = server_common::client(&server.endpoint());
+    client
+        .create_stream()
+        .stream_name("slow")
+        .shard_count(2)
+        .send()
+        .await?;
+
+    let listed = client
+        .list_shards()
+        .stream_name("slow")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(listed.code(), Some("ResourceInUseException"));
+    assert_eq!(
+        listed.message(),
+        Some("Stream slow under account 000000000000 not ACTIVE, instead in state CREATING")
+    );
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name("slow")
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(iterator.code(), Some("ResourceNotFoundException"));
+    assert_eq!(
+        iterator.message(),
+        Some("Stream slow under account 000000000000 not found.")
+    );
+    let described = client.describe_stream().stream_name("slow").send().await?;
+    let description = described.stream_description().unwrap();
+    assert_eq!(description.stream_status().as_str(), "CREATING");
+    assert!(description.shards().is_empty());
+
+    clock.advance(Duration::from_secs(3));
+    let listed = client.list_shards().stream_name("slow").send().await?;
+    assert_eq!(listed.shards().len(), 2);
+
+    // A deregistered consumer's ARN is unknown to SubscribeToShard; the name registers again
+    // under a new ARN.
+    let stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/slow";
+    let register = || {
+        client
+            .register_stream_consumer()
+            .stream_arn(stream_arn)
+            .consumer_name("reader")
+            .send()
+    };
+    let subscribe = |consumer_arn: String| {
+        client
+            .subscribe_to_shard()
+            .consumer_arn(consumer_arn)
+            .shard_id("shardId-000000000000")
+            .starting_position(
+                StartingPosition::builder()
+                    .r#type(ShardIteratorType::TrimHorizon)
+                    .build()
+                    .expect("a starting position"),
+            )
+            .send()
+    };
+    let first = register()
+        .await?
+        .consumer()
+        .unwrap()
+        .consumer_arn()
+        .to_owned();
+    drop(subscribe(first.clone()).await?);
+    client
+        .deregister_stream_consumer()
+        .consumer_arn(&first)
+        .send()
+        .await?;
+    let gone = subscribe(first.clone()).await.unwrap_err();
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+    assert_eq!(
+        gone.message(),
+        Some(format!("Consumer {first} under account 000000000000 not found.").as_str())
+    );
+    let again = register().await?;
+    let again = again.consumer().unwrap();
+    assert_eq!(again.consumer_status().as_str(), "ACTIVE");
+    assert_ne!(again.consumer_arn(), first);
+    drop(subscribe(again.consumer_arn().to_owned()).await?);
+    let still_gone = subscribe(first.clone()).await.unwrap_err();
+    assert_eq!(still_gone.code(), Some("ResourceNotFoundException"));
+    Ok(())
+}

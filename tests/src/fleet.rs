@@ -201,12 +201,26 @@ async fn check_lineage(
 impl ProcessFleet {
     /// Starts a broker and creates the stream (no workers yet).
     pub async fn start(name: &str, options: FleetOptions) -> anyhow::Result<ProcessFleet> {
+        let fleet = ProcessFleet::start_with_broker_args(name, options, &[]).await?;
+        fleet.wait_stream_active().await?;
+        Ok(fleet)
+    }
+
+    /// Starts a broker with `broker_args` appended to its command line (e.g.
+    /// `["--create-delay", "3s"]`) and calls `CreateStream`, WITHOUT waiting for the stream to
+    /// become `ACTIVE` (see [`ProcessFleet::wait_active`]).
+    pub async fn start_with_broker_args(
+        name: &str,
+        options: FleetOptions,
+        broker_args: &[&str],
+    ) -> anyhow::Result<ProcessFleet> {
         let dir = tempfile::tempdir().context("temp dir")?;
         let data_dir = options.durable.then(|| dir.path().join("broker-data"));
-        let broker = BrokerProcess::start(
+        let broker = BrokerProcess::start_with_args(
             "127.0.0.1:0",
             data_dir.as_deref(),
             &dir.path().join("broker.log"),
+            broker_args,
         )?;
         let broker_listen = broker.address.to_string();
         let endpoint = EndpointArgs {
@@ -274,8 +288,21 @@ impl ProcessFleet {
             watch,
             _watchers: [WatcherTask(lease_watcher), WatcherTask(lineage_checker)],
         };
-        fleet.wait_stream_active().await?;
         Ok(fleet)
+    }
+
+    /// Waits (up to 60 s) until the stream is `ACTIVE`.
+    pub async fn wait_active(&self) -> anyhow::Result<()> {
+        self.wait_stream_active().await
+    }
+
+    /// The stream's status now (`CREATING`, `ACTIVE`, ...).
+    pub async fn stream_status(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client
+            .describe_stream_summary(&self.stream)
+            .await?
+            .stream_status)
     }
 
     async fn wait_stream_active(&self) -> anyhow::Result<()> {
@@ -312,14 +339,23 @@ impl ProcessFleet {
     }
 
     fn worker_command(&self, worker_id: &str) -> anyhow::Result<Command> {
+        self.worker_command_on(worker_id, &self.lease_db, &self.application)
+    }
+
+    fn worker_command_on(
+        &self,
+        worker_id: &str,
+        lease_db: &Path,
+        application: &str,
+    ) -> anyhow::Result<Command> {
         let mut command = Command::new(binary("kcl")?);
         command
             .arg("worker")
             .args(["--endpoint", &self.endpoint.endpoint])
             .args(["--stream", &self.stream])
-            .args(["--application", &self.application])
+            .args(["--application", application])
             .arg("--lease-db")
-            .arg(&self.lease_db)
+            .arg(lease_db)
             .args(["--worker-id", worker_id])
             .args(["--failover-ms", &self.options.failover_ms.to_string()])
             .args(["--idle-between-reads-ms", "100"])
@@ -332,6 +368,55 @@ impl ProcessFleet {
     pub fn start_worker(&mut self, worker_id: &str) -> anyhow::Result<()> {
         let sink = self.dir().join(format!("{worker_id}.jsonl"));
         let mut command = self.worker_command(worker_id)?;
+        command
+            .arg("--sink")
+            .arg(format!("jsonl:{}", sink.display()));
+        self.spawn_worker(worker_id, command, sink)
+    }
+
+    /// Starts `kcl worker --sink jsonl:<dir>/<id>.jsonl <extra_args>` (e.g.
+    /// `["--retrieval", "push"]`; flags the fleet already passes — `--failover-ms`,
+    /// `--idle-between-reads-ms`, ... — must not be repeated).
+    pub fn start_worker_with(
+        &mut self,
+        worker_id: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<()> {
+        let sink = self.dir().join(format!("{worker_id}.jsonl"));
+        let mut command = self.worker_command(worker_id)?;
+        command
+            .arg("--sink")
+            .arg(format!("jsonl:{}", sink.display()))
+            .args(extra_args);
+        self.spawn_worker(worker_id, command, sink)
+    }
+
+    /// Starts `kcl worker --sink <sink_spec> <extra_args>` whose sink the fleet does NOT read
+    /// (not part of [`ProcessFleet::sinks`], [`ProcessFleet::wait_all_processed`] or
+    /// [`ProcessFleet::verify`]): for sinks that are not readable jsonl files, e.g.
+    /// `jsonl:/dev/full`, where every write fails with `ENOSPC`.
+    pub fn start_worker_with_untracked_sink(
+        &mut self,
+        worker_id: &str,
+        sink_spec: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<()> {
+        let mut command = self.worker_command(worker_id)?;
+        command.args(["--sink", sink_spec]).args(extra_args);
+        self.spawn_worker_with(worker_id, command, None)
+    }
+
+    /// Starts `kcl worker --sink jsonl:<dir>/<id>.jsonl` on another lease file and application
+    /// than the fleet's (same broker and stream). The fleet does not open `lease_db` itself, so
+    /// the workers are the first to open a new file (see [`read_leases`]).
+    pub fn start_worker_on(
+        &mut self,
+        worker_id: &str,
+        lease_db: &Path,
+        application: &str,
+    ) -> anyhow::Result<()> {
+        let sink = self.dir().join(format!("{worker_id}.jsonl"));
+        let mut command = self.worker_command_on(worker_id, lease_db, application)?;
         command
             .arg("--sink")
             .arg(format!("jsonl:{}", sink.display()));
@@ -352,8 +437,17 @@ impl ProcessFleet {
     fn spawn_worker(
         &mut self,
         worker_id: &str,
-        mut command: Command,
+        command: Command,
         sink: PathBuf,
+    ) -> anyhow::Result<()> {
+        self.spawn_worker_with(worker_id, command, Some(sink))
+    }
+
+    fn spawn_worker_with(
+        &mut self,
+        worker_id: &str,
+        mut command: Command,
+        sink: Option<PathBuf>,
     ) -> anyhow::Result<()> {
         anyhow::ensure!(
             !self.workers.contains_key(worker_id),
@@ -361,10 +455,12 @@ impl ProcessFleet {
         );
         let log = self.dir().join(format!("{worker_id}.log"));
         let guard = ChildGuard::spawn(worker_id, &mut command, &log)?;
-        self.sink_paths
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(worker_id.to_owned(), sink.clone());
+        if let Some(sink) = sink {
+            self.sink_paths
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(worker_id.to_owned(), sink);
+        }
         self.workers.insert(worker_id.to_owned(), Worker { guard });
         Ok(())
     }
@@ -417,6 +513,44 @@ impl ProcessFleet {
             worker.guard.log_tail(30)
         );
         Ok(())
+    }
+
+    /// Sends SIGTERM and waits up to `deadline` for the exit; returns whether the exit was
+    /// clean (unlike [`ProcessFleet::terminate`], an unclean exit is not an error).
+    pub async fn terminate_and_wait(
+        &mut self,
+        worker_id: &str,
+        deadline: Duration,
+    ) -> anyhow::Result<bool> {
+        self.worker(worker_id)?.guard.terminate(deadline).await
+    }
+
+    /// Waits up to `deadline` until a worker's log (its stderr) satisfies `condition`; fails
+    /// early, with the log's tail, if the worker exits first.
+    pub async fn wait_worker_log(
+        &mut self,
+        worker_id: &str,
+        what: &str,
+        deadline: Duration,
+        mut condition: impl FnMut(&str) -> bool,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if condition(&self.worker_log_full(worker_id)) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                self.is_running(worker_id),
+                "{worker_id} exited before {what}:\n{}",
+                self.worker_log(worker_id)
+            );
+            anyhow::ensure!(
+                started.elapsed() < deadline,
+                "timed out after {deadline:?} waiting for {what}:\n{}",
+                self.worker_log(worker_id)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Whether the worker process is still running.
@@ -547,6 +681,75 @@ impl ProcessFleet {
     /// Records acknowledged so far.
     pub fn produced_count(&self) -> usize {
         self.produced.len()
+    }
+
+    /// The fleet's SQLite lease file.
+    pub fn lease_db(&self) -> &Path {
+        &self.lease_db
+    }
+
+    /// The owner changes the lease watcher has recorded so far (see [`Handover`]).
+    pub fn handovers(&self) -> Vec<Handover> {
+        self.watch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .handovers
+            .clone()
+    }
+
+    /// Holds the SQLite write lock of the fleet's lease file for `duration` from another
+    /// connection (`BEGIN IMMEDIATE` … `ROLLBACK`), as a stalled process sharing the file
+    /// would; see [`hold_write_lock`].
+    pub async fn hold_lease_file_write_lock(&self, duration: Duration) -> anyhow::Result<()> {
+        hold_write_lock(&self.lease_db, duration).await
+    }
+
+    /// The stream's ARN.
+    pub async fn stream_arn(&self) -> anyhow::Result<String> {
+        let summary = self
+            .api
+            .call("DescribeStreamSummary", &json!({"StreamName": self.stream}))
+            .await?;
+        summary["StreamDescriptionSummary"]["StreamARN"]
+            .as_str()
+            .map(str::to_owned)
+            .context("DescribeStreamSummary answered no StreamARN")
+    }
+
+    /// The registered enhanced fan-out consumers of the stream, as (name, ARN, status).
+    pub async fn stream_consumers(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+        let stream_arn = self.stream_arn().await?;
+        let listed = self
+            .api
+            .call("ListStreamConsumers", &json!({"StreamARN": stream_arn}))
+            .await?;
+        let consumers = listed["Consumers"]
+            .as_array()
+            .context("ListStreamConsumers answered no Consumers")?;
+        Ok(consumers
+            .iter()
+            .map(|consumer| {
+                let text = |field: &str| consumer[field].as_str().unwrap_or_default().to_owned();
+                (
+                    text("ConsumerName"),
+                    text("ConsumerARN"),
+                    text("ConsumerStatus"),
+                )
+            })
+            .collect())
+    }
+
+    /// `DeregisterStreamConsumer` of the consumer named `consumer_name` (a `kcl worker
+    /// --retrieval push` registers one named after its application).
+    pub async fn deregister_consumer(&self, consumer_name: &str) -> anyhow::Result<()> {
+        let stream_arn = self.stream_arn().await?;
+        self.api
+            .call(
+                "DeregisterStreamConsumer",
+                &json!({"StreamARN": stream_arn, "ConsumerName": consumer_name}),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The current lease table.
@@ -829,6 +1032,33 @@ impl SinkTail {
         }
         records
     }
+}
+
+/// Holds the SQLite write lock of the file at `path` for `duration` from a new connection
+/// (`BEGIN IMMEDIATE`, then `ROLLBACK` after `duration`), as another process stalled inside a
+/// write transaction would. Waits up to 60 s to get the lock. Readers are not blocked (WAL).
+pub async fn hold_write_lock(path: &Path, duration: Duration) -> anyhow::Result<()> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let connection = rusqlite::Connection::open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        connection.busy_timeout(Duration::from_secs(60))?;
+        connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .with_context(|| format!("taking the write lock of {}", path.display()))?;
+        // The point is to hold the lock this long: nothing to wait for.
+        std::thread::sleep(duration);
+        connection.execute_batch("ROLLBACK")?;
+        Ok(())
+    })
+    .await
+    .context("the lock-holding thread panicked")?
+}
+
+/// Reads the lease table of `application` in the lease file at `lease_db`.
+pub async fn read_leases(lease_db: &Path, application: &str) -> anyhow::Result<Vec<Lease>> {
+    let store = SqliteLeaseStore::open(lease_db, application).await?;
+    Ok(store.list_leases().await?)
 }
 
 /// child shard → its parents.

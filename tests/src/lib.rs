@@ -201,9 +201,21 @@ impl BrokerProcess {
         data_dir: Option<&Path>,
         log_path: &Path,
     ) -> anyhow::Result<BrokerProcess> {
+        BrokerProcess::start_with_args(listen, data_dir, log_path, &[])
+    }
+
+    /// Like [`BrokerProcess::start`] with `extra_args` appended to the command line (e.g.
+    /// `["--create-delay", "3s"]`).
+    pub fn start_with_args(
+        listen: &str,
+        data_dir: Option<&Path>,
+        log_path: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<BrokerProcess> {
         let mut command = Command::new(binary("kinesis-broker")?);
         command
             .args(["--listen", listen, "--no-throughput-limits"])
+            .args(extra_args)
             .stdout(Stdio::piped());
         if let Some(dir) = data_dir {
             command.arg("--data-dir").arg(dir);

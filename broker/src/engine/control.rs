@@ -248,7 +248,8 @@ impl Broker {
         })
     }
 
-    /// `ListShards` (paginated, with `ShardFilter`).
+    /// `ListShards` (paginated, with `ShardFilter`). A stream being created or deleted is
+    /// `ResourceInUseException` (see `BrokerInner::require_listable`).
     pub async fn list_shards(
         &self,
         input: ListShardsInput,
@@ -293,6 +294,7 @@ impl Broker {
                 ));
             }
         };
+        inner.require_listable(&stream)?;
         let now = inner.now_wall();
         let selected: Vec<Arc<ShardState>> = stream
             .retained_shards(now)

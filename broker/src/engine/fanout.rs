@@ -15,7 +15,7 @@ use super::validate::{self, Violations};
 use super::{ActiveSubscription, Broker, BrokerInner, await_durable, consumer_arn, seq};
 use crate::engine::api::*;
 use kcl_core::kinesis::{
-    ConsumerDescription, KinesisError, SequenceNumber, ShardId, SubscribeToShardEvent,
+    ConsumerDescription, EpochMillis, KinesisError, SequenceNumber, ShardId, SubscribeToShardEvent,
 };
 use kcl_core::stream_client::Subscription;
 use std::sync::atomic::Ordering;
@@ -35,7 +35,8 @@ const MAX_EVENT_RECORDS: usize = 10_000;
 const MAX_EVENT_BYTES: usize = 10 * 1_048_576;
 
 impl Broker {
-    /// `RegisterStreamConsumer`. The consumer is `ACTIVE` at once.
+    /// `RegisterStreamConsumer`. The consumer is `ACTIVE` at once. A name registered again
+    /// after `DeregisterStreamConsumer` gets a new ARN, so the old ARN stays unknown.
     pub async fn register_stream_consumer(
         &self,
         input: RegisterStreamConsumerInput,
@@ -64,7 +65,15 @@ impl Broker {
                     inner.account()
                 )));
             }
-            let created_at = inner.now_wall();
+            // A name registered again gets a new ARN: its creation second (the ARN's suffix)
+            // is moved past the one of the ARN it had before being deregistered.
+            let now = inner.now_wall();
+            let created_at = match meta.retired_consumers.get(&input.consumer_name) {
+                Some(&retired) if now.0.div_euclid(1000) <= retired => {
+                    EpochMillis(retired.saturating_add(1).saturating_mul(1000))
+                }
+                _ => now,
+            };
             let state = ConsumerState {
                 name: input.consumer_name.clone(),
                 arn: consumer_arn(
@@ -95,7 +104,12 @@ impl Broker {
         let ticket = {
             let _control = inner.control_lock();
             let (stream, found) = inner.find_consumer(&consumer)?;
-            state::lock(&stream.meta).consumers.remove(&found.name);
+            {
+                let mut meta = state::lock(&stream.meta);
+                meta.consumers.remove(&found.name);
+                meta.retired_consumers
+                    .insert(found.name.clone(), found.created_at.0.div_euclid(1000));
+            }
             found.cancel.cancel();
             state::lock(&inner.fan_out_budgets).retain(|(arn, _), _| arn != &found.arn);
             inner.journal_metadata()

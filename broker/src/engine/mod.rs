@@ -364,6 +364,7 @@ fn restore_stream(
             },
             tags: snapshot.tags.clone(),
             consumers,
+            retired_consumers: BTreeMap::new(),
             deleting_since: None,
             scaling_history: snapshot
                 .scaling_history_millis
@@ -584,6 +585,23 @@ impl BrokerInner {
             StreamStatus::Active | StreamStatus::Updating => Ok(found),
             StreamStatus::Creating | StreamStatus::Deleting => {
                 Err(self.stream_not_found(&found.name))
+            }
+        }
+    }
+
+    /// Checks that a stream's shards may be listed: `ListShards` answers
+    /// `ResourceInUseException` while the stream is `CREATING` or `DELETING` (the KCL waits for
+    /// `ACTIVE` or `UPDATING` on it), with the wording Kinesis uses for a stream not `ACTIVE`.
+    pub(crate) fn require_listable(&self, stream: &StreamState) -> Result<(), KinesisError> {
+        match stream.status(self.now_mono()) {
+            StreamStatus::Active | StreamStatus::Updating => Ok(()),
+            status @ (StreamStatus::Creating | StreamStatus::Deleting) => {
+                Err(validate::in_use(format!(
+                    "Stream {} under account {} not ACTIVE, instead in state {}",
+                    stream.name,
+                    self.account(),
+                    status.as_str()
+                )))
             }
         }
     }

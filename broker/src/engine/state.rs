@@ -234,6 +234,9 @@ pub(crate) struct StreamMeta {
     pub(crate) mode: StreamMode,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) consumers: BTreeMap<String, ConsumerState>,
+    /// Deregistered consumer names → the creation second in their last ARN, so a consumer
+    /// registered again under the same name gets a different ARN (the old one stays unknown).
+    pub(crate) retired_consumers: BTreeMap<String, i64>,
     /// Wall and monotonic time of `DeleteStream`.
     pub(crate) deleting_since: Option<(EpochMillis, Duration)>,
     pub(crate) scaling_history: Vec<EpochMillis>,
