@@ -8,7 +8,6 @@ use kcl_core::lineage::InitialPosition;
 use kcl_core::stream_client::StreamClient;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// What to do when a processor returns an error or panics in `process_records`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,50 +27,6 @@ pub enum FailurePolicy {
         /// Retries after the first attempt.
         max_retries: u32,
     },
-}
-
-/// A gate that freezes a worker's clock-driven loops and processor callbacks while closed.
-/// Used by test harnesses to simulate a stopped process (GC pause, SIGSTOP); production code
-/// leaves it unset.
-#[derive(Debug, Clone)]
-pub struct PauseGate {
-    open: watch::Sender<bool>,
-}
-
-impl Default for PauseGate {
-    fn default() -> Self {
-        PauseGate::new()
-    }
-}
-
-impl PauseGate {
-    /// An open gate.
-    pub fn new() -> Self {
-        PauseGate {
-            open: watch::Sender::new(true),
-        }
-    }
-
-    /// Closes the gate: gated work blocks until [`PauseGate::resume`].
-    pub fn pause(&self) {
-        self.open.send_replace(false);
-    }
-
-    /// Opens the gate.
-    pub fn resume(&self) {
-        self.open.send_replace(true);
-    }
-
-    /// Whether the gate is closed.
-    pub fn is_paused(&self) -> bool {
-        !*self.open.borrow()
-    }
-
-    /// Waits until the gate is open.
-    pub async fn wait_open(&self) {
-        let mut receiver = self.open.subscribe();
-        let _ = receiver.wait_for(|open| *open).await;
-    }
 }
 
 /// Everything a [`Scheduler`](crate::scheduler::Scheduler) needs.
@@ -114,8 +69,6 @@ pub struct SchedulerConfig {
     pub lease_store_failure_timeout: Option<Duration>,
     /// Monotonic and wall time.
     pub clock: SharedClock,
-    /// Freezes the worker while closed (test harnesses only).
-    pub pause_gate: Option<PauseGate>,
 }
 
 impl std::fmt::Debug for SchedulerConfig {
@@ -159,13 +112,6 @@ impl SchedulerConfig {
             metrics_interval: Some(Duration::from_secs(60)),
             lease_store_failure_timeout: Some(Duration::from_secs(120)),
             clock: SystemClock::shared(),
-            pause_gate: None,
-        }
-    }
-
-    pub(crate) async fn wait_unpaused(&self) {
-        if let Some(gate) = &self.pause_gate {
-            gate.wait_open().await;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! waiting-on-parents → initializing → processing → shutting down → done.
 
 use crate::checkpointer::RecordCheckpointer;
-use crate::config::{FailurePolicy, PauseGate};
+use crate::config::FailurePolicy;
 use crate::metrics::WorkerMetrics;
 use crate::processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
@@ -62,16 +62,6 @@ pub(crate) struct ConsumerEnv {
     pub(crate) retrievers: TaskTracker,
     /// Notified when a shard ended (the scheduler syncs shards at once).
     pub(crate) shard_ended: Arc<Notify>,
-    /// Freezes consumers while closed (test harnesses only).
-    pub(crate) pause_gate: Option<PauseGate>,
-}
-
-impl ConsumerEnv {
-    async fn wait_unpaused(&self) {
-        if let Some(gate) = &self.pause_gate {
-            gate.wait_open().await;
-        }
-    }
 }
 
 /// Signals the scheduler sends a consumer.
@@ -275,7 +265,6 @@ impl Consumer {
         let mut backoff = self.env.min_retry_backoff;
         let mut failures = 0u32;
         loop {
-            self.env.wait_unpaused().await;
             match call.run(processor).await {
                 Ok(()) => return Ok(true),
                 Err(error) => {
@@ -358,7 +347,6 @@ impl Consumer {
         let shard_id = self.held.shard_id();
         let mut backoff = self.env.min_retry_backoff;
         loop {
-            self.env.wait_unpaused().await;
             if !self.still_held() {
                 return Err(Interrupt::LeaseLost);
             }
@@ -442,7 +430,6 @@ impl Consumer {
         checkpointer.core().mark_shard_end();
         let mut backoff = self.env.min_retry_backoff;
         loop {
-            self.env.wait_unpaused().await;
             if let Err(error) = guarded(processor.shard_ended(checkpointer.clone())).await {
                 self.env.metrics.shard(&shard_id).processor_failed();
                 tracing::warn!(%error, "shard_ended failed");
@@ -475,7 +462,6 @@ impl Consumer {
         checkpointer: &RecordCheckpointer,
         interrupt: Interrupt,
     ) -> ConsumerExit {
-        self.env.wait_unpaused().await;
         match interrupt {
             Interrupt::LeaseLost => {
                 self.held.mark_lost();
@@ -579,7 +565,6 @@ impl Consumer {
                     return self.on_interrupt(processor, checkpointer, Interrupt::Shutdown).await;
                 }
                 () = tokio::time::sleep(self.until_expiry()) => {
-                    self.env.wait_unpaused().await;
                     if !self.still_held() {
                         return self.on_interrupt(processor, checkpointer, Interrupt::LeaseLost).await;
                     }
@@ -610,7 +595,6 @@ impl Consumer {
                     return ConsumerExit::Stopped;
                 }
             };
-            self.env.wait_unpaused().await;
             if !self.still_held() {
                 return self
                     .on_interrupt(processor, checkpointer, Interrupt::LeaseLost)

@@ -204,7 +204,6 @@ impl Scheduler {
             metrics: metrics.clone(),
             retrievers: TaskTracker::new(),
             shard_ended: shard_sync_now.clone(),
-            pause_gate: config.pause_gate.clone(),
         });
         let health = Arc::new(StoreHealth::new(
             config.lease.failover_time() / 2,
@@ -388,7 +387,6 @@ impl Scheduler {
 
 /// Creates leases for shards that need them (the hierarchical shard sync).
 async fn sync_shards(ctx: &WorkerContext) {
-    ctx.config.wait_unpaused().await;
     let shards = match ctx
         .config
         .stream_client
@@ -450,7 +448,6 @@ async fn cleanup_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
         }
-        ctx.config.wait_unpaused().await;
         let leases = ctx.config.lease_store.list_leases().await;
         ctx.store_outcome(&leases);
         let leases = match leases {
@@ -488,7 +485,6 @@ async fn taker_loop(
             (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
         });
     loop {
-        config.wait_unpaused().await;
         let mut took_any = false;
         let scan = config.lease_store.list_leases().await;
         ctx.store_outcome(&scan);
@@ -622,7 +618,6 @@ async fn renewer_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        config.wait_unpaused().await;
         let started = clock.monotonic();
         let held = ctx.held_leases();
         let renewed = held.is_empty() || renew_held(&ctx, &held).await;
@@ -677,7 +672,6 @@ async fn wait_for_active_stream(ctx: &WorkerContext, graceful: &CancellationToke
     let mut backoff = Duration::from_millis(100);
     let mut said = false;
     loop {
-        config.wait_unpaused().await;
         let waiting_for = match config
             .stream_client
             .describe_stream_summary(&config.stream_name)

@@ -1,11 +1,13 @@
 //! An in-process fleet: an embedded broker, one lease table, and workers a test can add,
 //! crash, pause, resume and shut down while it produces records and reshards.
 
-use super::pausable::{PausableLeaseStore, PausableStreamClient};
+use super::pausable::{
+    PausableLeaseStore, PausableProcessorFactory, PausableStreamClient, PauseGate,
+};
 use super::recording::{FaultPlan, HoldPlan, ObservationLog, RecordingProcessorFactory};
 use super::validator::{ProducedRecord, ValidationReport, ValidationRules, validate};
 use crate::client::EmbeddedStreamClient;
-use crate::config::{FailurePolicy, PauseGate, SchedulerConfig};
+use crate::config::{FailurePolicy, SchedulerConfig};
 use crate::retrieval::RetrievalMode;
 use crate::scheduler::{Scheduler, SchedulerHandle};
 use broker::engine::{
@@ -179,7 +181,6 @@ impl Fleet {
         config.parent_shard_poll_interval = self.config.parent_shard_poll_interval;
         config.metrics_interval = None;
         config.clock = self.config.clock.clone();
-        config.pause_gate = Some(gate.clone());
         let hold = HoldPlan::new();
         let factory = RecordingProcessorFactory {
             log: self.log.clone(),
@@ -188,6 +189,7 @@ impl Fleet {
             faults: self.config.faults.clone(),
             hold: Some(hold.clone()),
         };
+        let factory = PausableProcessorFactory::new(Arc::new(factory), gate.clone());
         let scheduler = match Scheduler::new(config, factory) {
             Ok(scheduler) => scheduler,
             Err(error) => panic!("fleet worker config is valid: {error}"),
