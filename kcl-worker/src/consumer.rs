@@ -660,3 +660,414 @@ pub(crate) async fn run_consumer(
 ) -> ConsumerExit {
     Consumer { env, held, signals }.run().await
 }
+
+#[cfg(test)]
+mod tests {
+    //! The consumer state machine against the in-memory lease store and a scripted one-shard
+    //! stream, in tokio's paused time.
+
+    use super::*;
+    use crate::retrieval::PollingConfig;
+    use bytes::Bytes;
+    use kcl_core::clock::TokioClock;
+    use kcl_core::config::LeaseConfig;
+    use kcl_core::kinesis::{
+        ConsumerDescription, EpochMillis, GetRecordsOutput, HashKeyRange, KinesisError,
+        KinesisErrorKind, Record, SequenceNumber, Shard, ShardFilter, ShardId, StartingPosition,
+        StreamSummary,
+    };
+    use kcl_core::lease::{ExtendedSequenceNumber, Lease};
+    use kcl_core::memory::InMemoryLeaseStore;
+    use kcl_core::stream_client::Subscription;
+    use std::sync::Mutex;
+
+    /// One shard with `records` (sequence numbers 1..=n); closed with `children` if any.
+    /// Iterators are the index of the next record.
+    struct ScriptedShard {
+        records: Vec<Record>,
+        children: Option<Vec<ChildShard>>,
+    }
+
+    fn unsupported() -> KinesisError {
+        KinesisError::new(KinesisErrorKind::Other, "not supported by the script")
+    }
+
+    #[async_trait::async_trait]
+    impl StreamClient for ScriptedShard {
+        async fn describe_stream_summary(&self, _: &str) -> Result<StreamSummary, KinesisError> {
+            Err(unsupported())
+        }
+        async fn list_shards(
+            &self,
+            _: &str,
+            _: Option<ShardFilter>,
+        ) -> Result<Vec<Shard>, KinesisError> {
+            Err(unsupported())
+        }
+        async fn get_shard_iterator(
+            &self,
+            _: &str,
+            _: &ShardId,
+            position: StartingPosition,
+        ) -> Result<String, KinesisError> {
+            let next = match position {
+                StartingPosition::AfterSequenceNumber(sequence) => sequence.to_u128().unwrap_or(0),
+                StartingPosition::AtSequenceNumber(sequence) => {
+                    sequence.to_u128().unwrap_or(1).saturating_sub(1)
+                }
+                _ => 0,
+            };
+            Ok(next.to_string())
+        }
+        async fn get_records(
+            &self,
+            iterator: &str,
+            _: u32,
+        ) -> Result<GetRecordsOutput, KinesisError> {
+            let from: usize = iterator.parse().unwrap_or(0);
+            let records: Vec<Record> = self.records.iter().skip(from).take(3).cloned().collect();
+            let next = from + records.len();
+            let ended = next >= self.records.len() && self.children.is_some();
+            Ok(GetRecordsOutput {
+                records,
+                next_shard_iterator: (!ended).then(|| next.to_string()),
+                millis_behind_latest: 0,
+                child_shards: if ended {
+                    self.children.clone().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            })
+        }
+        async fn register_stream_consumer(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<ConsumerDescription, KinesisError> {
+            Err(unsupported())
+        }
+        async fn subscribe_to_shard(
+            &self,
+            _: &str,
+            _: &ShardId,
+            _: StartingPosition,
+        ) -> Result<Subscription, KinesisError> {
+            Err(unsupported())
+        }
+    }
+
+    fn record(sequence: u128) -> Record {
+        Record {
+            sequence_number: SequenceNumber::from_u128(sequence),
+            approximate_arrival_timestamp: EpochMillis(0),
+            data: Bytes::from(format!("r{sequence}")),
+            partition_key: Arc::from("k"),
+            explicit_hash_key: None,
+        }
+    }
+
+    /// Records what happens to it; fails `process_records` while `failing`.
+    #[derive(Clone, Default)]
+    struct Journal {
+        events: Arc<Mutex<Vec<String>>>,
+        failing: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Journal {
+        fn push(&self, event: impl Into<String>) {
+            self.events.lock().expect("lock").push(event.into());
+        }
+        fn events(&self) -> Vec<String> {
+            self.events.lock().expect("lock").clone()
+        }
+    }
+
+    struct JournalProcessor(Journal);
+
+    #[async_trait::async_trait]
+    impl ShardRecordProcessor for JournalProcessor {
+        async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
+            self.0
+                .push(format!("initialize {}", input.extended_sequence_number));
+            Ok(())
+        }
+        async fn process_records(
+            &mut self,
+            input: ProcessRecordsInput,
+        ) -> Result<(), ProcessorError> {
+            if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("injected".into());
+            }
+            for record in &input.records {
+                self.0.push(format!("record {}", record.sequence_number));
+            }
+            input.checkpointer.checkpoint().await?;
+            Ok(())
+        }
+        async fn lease_lost(&mut self) -> Result<(), ProcessorError> {
+            self.0.push("lease_lost");
+            Ok(())
+        }
+        async fn shard_ended(
+            &mut self,
+            checkpointer: RecordCheckpointer,
+        ) -> Result<(), ProcessorError> {
+            self.0.push("shard_ended");
+            Ok(checkpointer.checkpoint().await?)
+        }
+        async fn shutdown_requested(
+            &mut self,
+            checkpointer: RecordCheckpointer,
+        ) -> Result<(), ProcessorError> {
+            self.0.push("shutdown_requested");
+            Ok(checkpointer.checkpoint().await?)
+        }
+    }
+
+    struct Setup {
+        env: Arc<ConsumerEnv>,
+        store: Arc<InMemoryLeaseStore>,
+        journal: Journal,
+        config: LeaseConfig,
+    }
+
+    fn setup(shard: ScriptedShard, failure_policy: FailurePolicy) -> Setup {
+        let store = Arc::new(InMemoryLeaseStore::new());
+        let journal = Journal::default();
+        let factory_journal = journal.clone();
+        let config = LeaseConfig::default();
+        let env = Arc::new(ConsumerEnv {
+            stream_name: "s".to_owned(),
+            lease_store: store.clone(),
+            stream_client: Arc::new(shard),
+            clock: TokioClock::shared(),
+            failover_time: config.failover_time(),
+            initial_position: InitialPosition::TrimHorizon,
+            retrieval: RetrievalMode::Polling(PollingConfig {
+                idle_time_between_reads: Duration::from_millis(50),
+                ..PollingConfig::default()
+            }),
+            fan_out: None,
+            failure_policy,
+            min_retry_backoff: Duration::from_millis(10),
+            max_retry_backoff: Duration::from_millis(100),
+            parent_shard_poll_interval: Duration::from_millis(100),
+            factory: Arc::new(move |_: &ShardId| {
+                Box::new(JournalProcessor(factory_journal.clone())) as Box<dyn ShardRecordProcessor>
+            }),
+            metrics: Arc::new(WorkerMetrics::default()),
+            retrievers: TaskTracker::new(),
+            shard_ended: Arc::new(Notify::new()),
+        });
+        Setup {
+            env,
+            store,
+            journal,
+            config,
+        }
+    }
+
+    impl Setup {
+        /// Creates and takes the lease of `shard` (with `parents`) for "w1".
+        async fn hold(&self, shard: u64, parents: &[u64]) -> Arc<HeldLease> {
+            let mut lease = Lease::new(
+                ShardId::from_index(shard),
+                ExtendedSequenceNumber::TRIM_HORIZON,
+            );
+            lease.parent_shard_ids = parents.iter().map(|p| ShardId::from_index(*p)).collect();
+            self.store
+                .create_lease_if_absent(&lease)
+                .await
+                .expect("create");
+            let taken = self
+                .store
+                .take_lease(&lease.lease_key, 0, "w1")
+                .await
+                .expect("take");
+            HeldLease::new(taken, "w1", self.env.clock.monotonic(), &self.config)
+        }
+
+        async fn lease(&self, shard: u64) -> Option<Lease> {
+            self.store
+                .get_lease(&ShardId::from_index(shard))
+                .await
+                .expect("store")
+        }
+
+        fn start(
+            &self,
+            held: Arc<HeldLease>,
+        ) -> (ConsumerSignals, tokio::task::JoinHandle<ConsumerExit>) {
+            let signals = ConsumerSignals::default();
+            let task = tokio::spawn(run_consumer(self.env.clone(), held, signals.clone()));
+            (signals, task)
+        }
+
+        async fn until(&self, mut condition: impl FnMut(&[String]) -> bool) {
+            for _ in 0..10_000 {
+                if condition(&self.journal.events()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("condition never held: {:?}", self.journal.events());
+        }
+    }
+
+    fn open_shard(records: u128) -> ScriptedShard {
+        ScriptedShard {
+            records: (1..=records).map(record).collect(),
+            children: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn processes_in_order_then_shuts_down_checkpointed_and_released() {
+        let setup = setup(open_shard(5), FailurePolicy::RetryForever);
+        let (signals, task) = setup.start(setup.hold(0, &[]).await);
+        setup
+            .until(|events| events.iter().filter(|e| e.starts_with("record")).count() == 5)
+            .await;
+        signals.shutdown.cancel();
+        assert_eq!(task.await.expect("task"), ConsumerExit::ShutdownRequested);
+        let events = setup.journal.events();
+        assert_eq!(
+            events.first().map(String::as_str),
+            Some("initialize TRIM_HORIZON")
+        );
+        let records: Vec<&String> = events.iter().filter(|e| e.starts_with("record")).collect();
+        let expected: Vec<String> = (1..=5)
+            .map(|n| format!("record {}", SequenceNumber::from_u128(n)))
+            .collect();
+        assert_eq!(
+            records,
+            expected.iter().collect::<Vec<_>>(),
+            "in order, once"
+        );
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("shutdown_requested")
+        );
+        let lease = setup.lease(0).await.expect("lease");
+        assert_eq!(
+            lease.checkpoint,
+            ExtendedSequenceNumber::new(SequenceNumber::from_u128(5), 0)
+        );
+        assert_eq!(lease.lease_owner, None, "released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_child_waits_until_its_parent_has_finished() {
+        let setup = setup(open_shard(2), FailurePolicy::RetryForever);
+        // The parent's lease exists and is not finished.
+        setup
+            .store
+            .create_lease_if_absent(&Lease::new(
+                ShardId::from_index(7),
+                ExtendedSequenceNumber::TRIM_HORIZON,
+            ))
+            .await
+            .expect("parent");
+        let (signals, task) = setup.start(setup.hold(0, &[7]).await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            setup.journal.events().is_empty(),
+            "not initialized before the parent ends"
+        );
+        // The parent finishes.
+        let parent = setup
+            .store
+            .take_lease(&ShardId::from_index(7), 0, "w2")
+            .await
+            .expect("take");
+        setup
+            .store
+            .update_checkpoint(
+                &parent.lease_key,
+                "w2",
+                parent.lease_counter,
+                &kcl_core::lease_store::CheckpointUpdate {
+                    checkpoint: Some(ExtendedSequenceNumber::SHARD_END),
+                    pending_checkpoint: None,
+                    pending_checkpoint_state: None,
+                },
+            )
+            .await
+            .expect("parent ends");
+        setup
+            .until(|events| events.iter().any(|e| e.starts_with("record")))
+            .await;
+        signals.shutdown.cancel();
+        assert_eq!(task.await.expect("task"), ConsumerExit::ShutdownRequested);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_lease_calls_lease_lost_and_stores_nothing_more() {
+        let setup = setup(open_shard(3), FailurePolicy::RetryForever);
+        let held = setup.hold(0, &[]).await;
+        let (signals, task) = setup.start(held.clone());
+        setup
+            .until(|events| events.iter().filter(|e| e.starts_with("record")).count() == 3)
+            .await;
+        held.mark_lost();
+        signals.lost.cancel();
+        assert_eq!(task.await.expect("task"), ConsumerExit::LeaseLost);
+        assert_eq!(
+            setup.journal.events().last().map(String::as_str),
+            Some("lease_lost")
+        );
+        assert_eq!(
+            setup.lease(0).await.expect("lease").lease_owner.as_deref(),
+            Some("w1"),
+            "a lost lease is not released by the loser"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_shard_end_child_leases_exist_before_shard_end_is_stored() {
+        let child = ChildShard {
+            shard_id: ShardId::from_index(1),
+            parent_shards: vec![ShardId::from_index(0)],
+            hash_key_range: HashKeyRange::FULL,
+        };
+        let shard = ScriptedShard {
+            records: (1..=4).map(record).collect(),
+            children: Some(vec![child]),
+        };
+        let setup = setup(shard, FailurePolicy::RetryForever);
+        let (_signals, task) = setup.start(setup.hold(0, &[]).await);
+        assert_eq!(task.await.expect("task"), ConsumerExit::ShardEnded);
+        assert_eq!(
+            setup.journal.events().last().map(String::as_str),
+            Some("shard_ended")
+        );
+        let parent = setup.lease(0).await.expect("parent lease");
+        assert!(parent.checkpoint.is_shard_end());
+        assert_eq!(parent.child_shard_ids, vec![ShardId::from_index(1)]);
+        let child = setup.lease(1).await.expect("child lease created");
+        assert_eq!(child.parent_shard_ids, vec![ShardId::from_index(0)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_shard_policy_releases_the_lease_without_checkpointing() {
+        let setup = setup(open_shard(3), FailurePolicy::StopShard { max_retries: 2 });
+        setup
+            .journal
+            .failing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (_signals, task) = setup.start(setup.hold(0, &[]).await);
+        assert_eq!(task.await.expect("task"), ConsumerExit::Stopped);
+        let lease = setup.lease(0).await.expect("lease");
+        assert_eq!(lease.lease_owner, None, "released for another attempt");
+        assert_eq!(lease.checkpoint, ExtendedSequenceNumber::TRIM_HORIZON);
+        assert_eq!(
+            setup
+                .env
+                .metrics
+                .shard(&ShardId::from_index(0))
+                .snapshot()
+                .processor_errors,
+            3
+        );
+    }
+}

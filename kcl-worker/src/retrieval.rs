@@ -1043,6 +1043,136 @@ mod tests {
         );
     }
 
+    /// A stream whose reads all answer `ResourceNotFoundException` and whose control plane
+    /// answers as configured: what the retriever concludes about the shard.
+    struct MissingShard {
+        status: Result<&'static str, KinesisErrorKind>,
+        listed: Result<bool, KinesisErrorKind>,
+    }
+
+    #[async_trait::async_trait]
+    impl StreamClient for MissingShard {
+        async fn describe_stream_summary(&self, name: &str) -> Result<StreamSummary, KinesisError> {
+            let status = self
+                .status
+                .map_err(|kind| KinesisError::new(kind, "describe failed"))?;
+            Ok(StreamSummary {
+                stream_name: name.to_owned(),
+                stream_arn: format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}"),
+                stream_status: status.to_owned(),
+                retention_period_hours: 24,
+                open_shard_count: 1,
+                consumer_count: 0,
+                stream_creation_timestamp: EpochMillis(0),
+            })
+        }
+        async fn list_shards(
+            &self,
+            _: &str,
+            _: Option<ShardFilter>,
+        ) -> Result<Vec<Shard>, KinesisError> {
+            let listed = self
+                .listed
+                .map_err(|kind| KinesisError::new(kind, "list failed"))?;
+            let shard = |index| Shard {
+                shard_id: ShardId::from_index(index),
+                parent_shard_id: None,
+                adjacent_parent_shard_id: None,
+                hash_key_range: HashKeyRange::FULL,
+                sequence_number_range: kcl_core::kinesis::SequenceNumberRange {
+                    starting_sequence_number: SequenceNumber::ZERO,
+                    ending_sequence_number: None,
+                },
+            };
+            Ok(if listed {
+                vec![shard(0), shard(1)]
+            } else {
+                vec![shard(1)]
+            })
+        }
+        async fn get_shard_iterator(
+            &self,
+            _: &str,
+            _: &ShardId,
+            _: StartingPosition,
+        ) -> Result<String, KinesisError> {
+            Err(KinesisError::new(
+                KinesisErrorKind::ResourceNotFound,
+                "Shard shardId-000000000000 in stream s under account 000000000000 does not exist",
+            ))
+        }
+        async fn get_records(&self, _: &str, _: u32) -> Result<GetRecordsOutput, KinesisError> {
+            Err(unsupported())
+        }
+        async fn register_stream_consumer(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<ConsumerDescription, KinesisError> {
+            Err(unsupported())
+        }
+        async fn subscribe_to_shard(
+            &self,
+            _: &str,
+            _: &ShardId,
+            _: StartingPosition,
+        ) -> Result<Subscription, KinesisError> {
+            Err(unsupported())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shard_is_ended_only_when_the_stream_confirms_it_is_gone() {
+        use KinesisErrorKind::{InternalFailure, ResourceInUse, ResourceNotFound};
+        // (stream status, shard listed, what the retriever concludes)
+        let cases = [
+            (Err(ResourceNotFound), Ok(false), "ended"),
+            (Ok("DELETING"), Ok(false), "ended"),
+            (Ok("ACTIVE"), Ok(false), "ended"),
+            (Ok("ACTIVE"), Err(ResourceNotFound), "ended"),
+            // Not proof: wait and read again.
+            (Ok("CREATING"), Ok(true), "retrying"),
+            (Ok("ACTIVE"), Err(ResourceInUse), "retrying"),
+            (Err(InternalFailure), Ok(true), "retrying"),
+            // The shard exists: what was not found is something else; give up in the end.
+            (Ok("ACTIVE"), Ok(true), "gave up"),
+        ];
+        for (status, listed, expected) in cases {
+            let client = Arc::new(MissingShard { status, listed });
+            let tasks = TaskTracker::new();
+            let mut receiver = spawn_polling(
+                client,
+                spec(
+                    ExtendedSequenceNumber::TRIM_HORIZON,
+                    StartingPosition::TrimHorizon,
+                ),
+                PollingConfig::default(),
+                CancellationToken::new(),
+                &tasks,
+            );
+            let mut outcome = "retrying";
+            for _ in 0..MAX_CONSECUTIVE_READ_FAILURES + 2 {
+                match receiver.next().await {
+                    Some(Ok(batch)) if batch.at_shard_end => {
+                        outcome = "ended";
+                        break;
+                    }
+                    Some(Err(ReadFailure::GaveUp { .. })) => {
+                        outcome = "gave up";
+                        break;
+                    }
+                    Some(Ok(_) | Err(ReadFailure::Retrying(_))) => {}
+                    None => {
+                        outcome = "stopped";
+                        break;
+                    }
+                }
+            }
+            assert_eq!(outcome, expected, "status {status:?}, listed {listed:?}");
+            receiver.stop().await;
+        }
+    }
+
     /// What a reader re-reading from sequence 7 (an aggregate of 4 user records) and 8 (a plain
     /// record) delivers to a lease whose checkpoint is `checkpoint`.
     fn delivered_after(checkpoint: ExtendedSequenceNumber) -> Vec<(u128, u64)> {
