@@ -59,16 +59,27 @@ impl WorkerContext {
             .collect()
     }
 
-    /// Records a lease-store outcome in the worker's health and metrics.
+    /// Records the outcome of a lease-store write in the worker's health and metrics.
     fn store_outcome<T>(&self, result: &Result<T, LeaseStoreError>) {
         match result {
             Ok(_) => self.health.succeeded(),
+            // A failed condition is an answer: the store works.
             Err(error) if error.is_condition_failed() => self.health.succeeded(),
-            Err(error) => {
-                self.metrics.lease_store_failed();
-                self.health.failed(error, self.config.clock.monotonic());
-            }
+            Err(error) => self.store_failed(error),
         }
+    }
+
+    /// Records the outcome of a lease-store read: a failure counts, a success does not prove
+    /// the store healthy (a full disk still answers reads), so only writes end a failure run.
+    fn store_read_outcome<T>(&self, result: &Result<T, LeaseStoreError>) {
+        if let Err(error) = result {
+            self.store_failed(error);
+        }
+    }
+
+    fn store_failed(&self, error: &LeaseStoreError) {
+        self.metrics.lease_store_failed();
+        self.health.failed(error, self.config.clock.monotonic());
     }
 }
 
@@ -404,7 +415,7 @@ async fn sync_shards(ctx: &WorkerContext) {
         }
     };
     let existing = ctx.config.lease_store.list_leases().await;
-    ctx.store_outcome(&existing);
+    ctx.store_read_outcome(&existing);
     let existing = match existing {
         Ok(leases) => leases,
         Err(error) => {
@@ -449,7 +460,7 @@ async fn cleanup_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
             () = tokio::time::sleep(interval) => {}
         }
         let leases = ctx.config.lease_store.list_leases().await;
-        ctx.store_outcome(&leases);
+        ctx.store_read_outcome(&leases);
         let leases = match leases {
             Ok(leases) => leases,
             Err(error) => {
@@ -487,7 +498,7 @@ async fn taker_loop(
     loop {
         let mut took_any = false;
         let scan = config.lease_store.list_leases().await;
-        ctx.store_outcome(&scan);
+        ctx.store_read_outcome(&scan);
         // Stamp the scan with the time it RETURNED: a renewal that landed while the scan was
         // in flight must not look older than it is (never judge another's lease expired early).
         let scanned_at = config.clock.monotonic();
@@ -639,7 +650,7 @@ async fn renew_held(ctx: &WorkerContext, held: &[Arc<HeldLease>]) -> bool {
         Ok(report) => report,
         Err(error) => {
             tracing::warn!(%error, "lease renewal batch failed; retrying");
-            ctx.store_outcome::<()>(&Err(error));
+            ctx.store_failed(&error);
             return false;
         }
     };
@@ -660,8 +671,7 @@ async fn renew_held(ctx: &WorkerContext, held: &[Arc<HeldLease>]) -> bool {
     for (shard_id, error) in &report.failed {
         tracing::warn!(shard_id = %shard_id, %error, "lease renewal failed; retrying");
     }
-    ctx.metrics.lease_store_failed();
-    ctx.health.failed(first_error, config.clock.monotonic());
+    ctx.store_failed(first_error);
     false
 }
 

@@ -625,13 +625,22 @@ async fn a_write_lock_held_for_less_than_the_failover_time_costs_no_lease() {
 
 // --- A lease store that stays broken ------------------------------------------------------
 
-/// A real in-memory store that fails every call as unavailable (a full disk) once `broken`.
+/// A real in-memory store that fails every write as unavailable (a full disk) once `broken`,
+/// and every read too unless `reads_work` (a full disk still answers reads).
 struct BreakableStore {
     inner: InMemoryLeaseStore,
     broken: AtomicBool,
+    reads_work: bool,
 }
 
 impl BreakableStore {
+    fn check_read(&self) -> Result<(), LeaseStoreError> {
+        if self.reads_work {
+            return Ok(());
+        }
+        self.check()
+    }
+
     fn check(&self) -> Result<(), LeaseStoreError> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(LeaseStoreError::Unavailable(
@@ -649,11 +658,11 @@ impl LeaseStore for BreakableStore {
         self.inner.create_lease_if_absent(lease).await
     }
     async fn list_leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
-        self.check()?;
+        self.check_read()?;
         self.inner.list_leases().await
     }
     async fn get_lease(&self, key: &ShardId) -> Result<Option<Lease>, LeaseStoreError> {
-        self.check()?;
+        self.check_read()?;
         self.inner.get_lease(key).await
     }
     async fn renew_leases(
@@ -705,11 +714,18 @@ impl LeaseStore for BreakableStore {
 
 #[tokio::test(start_paused = true)]
 async fn a_store_that_stays_broken_makes_the_worker_unhealthy_then_stop_with_an_error() {
+    for reads_work in [false, true] {
+        a_store_that_stays_broken(reads_work).await;
+    }
+}
+
+async fn a_store_that_stays_broken(reads_work: bool) {
     let (broker, client) = broker_with(Duration::ZERO);
     one_shard_stream(&broker, 5).await;
     let store = Arc::new(BreakableStore {
         inner: InMemoryLeaseStore::new(),
         broken: AtomicBool::new(false),
+        reads_work,
     });
     let mut config = worker_config("w1", store.clone(), client, Duration::from_secs(2));
     config.lease_store_failure_timeout = Some(Duration::from_secs(30));
@@ -735,6 +751,6 @@ async fn a_store_that_stays_broken_makes_the_worker_unhealthy_then_stop_with_an_
             assert!(failing_for >= Duration::from_secs(30), "{failing_for:?}");
             assert!(last_error.contains("disk full"), "{last_error}");
         }
-        other => panic!("expected LeaseStoreUnavailable, got {other:?}"),
+        other => panic!("reads work: {reads_work}: expected LeaseStoreUnavailable, got {other:?}"),
     }
 }
