@@ -1,6 +1,7 @@
 //! The shard consumer: one task per held lease, running the state machine
 //! waiting-on-parents → initializing → processing → shutting down → done.
 
+use crate::backoff::Delays;
 use crate::checkpointer::RecordCheckpointer;
 use crate::config::FailurePolicy;
 use crate::metrics::WorkerMetrics;
@@ -262,7 +263,7 @@ impl Consumer {
         call: &Call<'_>,
         limit: Option<u32>,
     ) -> Result<bool, Interrupt> {
-        let mut backoff = self.env.min_retry_backoff;
+        let mut delays = self.delays();
         let mut failures = 0u32;
         loop {
             match call.run(processor).await {
@@ -279,14 +280,18 @@ impl Consumer {
                     }
                 }
             }
-            if let Some(interrupt) = self.pause(backoff).await {
+            if let Some(interrupt) = self.pause(delays.next_delay()).await {
                 return Err(interrupt);
             }
             if !self.still_held() {
                 return Err(Interrupt::LeaseLost);
             }
-            backoff = (backoff * 2).min(self.env.max_retry_backoff);
         }
+    }
+
+    /// Delays between retries of processor calls and lease-store writes.
+    fn delays(&self) -> Delays {
+        Delays::new(self.env.min_retry_backoff, self.env.max_retry_backoff)
     }
 
     fn start_retrieval(&self, spec: ShardReadSpec, cancel: CancellationToken) -> BatchReceiver {
@@ -345,7 +350,7 @@ impl Consumer {
     async fn create_child_leases(&self, children: &[ChildShard]) -> Result<(), Interrupt> {
         let store = &self.env.lease_store;
         let shard_id = self.held.shard_id();
-        let mut backoff = self.env.min_retry_backoff;
+        let mut delays = self.delays();
         loop {
             if !self.still_held() {
                 return Err(Interrupt::LeaseLost);
@@ -353,7 +358,7 @@ impl Consumer {
             let wait = match store.list_leases().await {
                 Err(error) => {
                     tracing::warn!(%error, "listing leases at shard end failed");
-                    Some(backoff)
+                    Some(delays.next_delay())
                 }
                 Ok(existing) => {
                     match lineage::child_leases_to_create(shard_id, children, &existing) {
@@ -361,7 +366,7 @@ impl Consumer {
                             Ok(()) => return Ok(()),
                             Err(error) => {
                                 tracing::warn!(%error, "creating child leases failed");
-                                Some(backoff)
+                                Some(delays.next_delay())
                             }
                         },
                         Err(LineageError::ParentLeaseMissing {
@@ -381,13 +386,7 @@ impl Consumer {
                     }
                 }
             };
-            let pause = match wait {
-                Some(error_backoff) => {
-                    backoff = (backoff * 2).min(self.env.max_retry_backoff);
-                    error_backoff
-                }
-                None => self.env.parent_shard_poll_interval,
-            };
+            let pause = wait.unwrap_or(self.env.parent_shard_poll_interval);
             if let Some(interrupt) = self.pause(pause.min(self.until_expiry())).await {
                 return Err(interrupt);
             }
@@ -428,7 +427,7 @@ impl Consumer {
         }
         // Only now may a checkpoint store SHARD_END: the children's leases exist.
         checkpointer.core().mark_shard_end();
-        let mut backoff = self.env.min_retry_backoff;
+        let mut delays = self.delays();
         loop {
             if let Err(error) = guarded(processor.shard_ended(checkpointer.clone())).await {
                 self.env.metrics.shard(&shard_id).processor_failed();
@@ -443,10 +442,9 @@ impl Consumer {
             tracing::warn!(
                 "the processor did not checkpoint at shard end; calling shard_ended again"
             );
-            if let Some(interrupt) = self.pause(backoff).await {
+            if let Some(interrupt) = self.pause(delays.next_delay()).await {
                 return Err(interrupt);
             }
-            backoff = (backoff * 2).min(self.env.max_retry_backoff);
         }
     }
 

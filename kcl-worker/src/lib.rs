@@ -76,6 +76,7 @@
 //! # }
 //! ```
 
+mod backoff;
 pub mod checkpointer;
 pub mod cli;
 pub mod client;

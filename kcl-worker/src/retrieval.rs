@@ -6,6 +6,7 @@
 //! `max_prefetch_batches` batches, and a batch is only queued once its bytes fit the
 //! `max_prefetch_bytes` budget (the budget is returned when the consumer drops the batch).
 
+use crate::backoff::Delays;
 use crate::kpl;
 use crate::record::KinesisClientRecord;
 use kcl_core::kinesis::{
@@ -413,7 +414,7 @@ struct ShardReader {
     builder: BatchBuilder,
     sender: BatchSender,
     cancel: CancellationToken,
-    backoff: Duration,
+    delays: Delays,
     /// Non-retryable failures since the last successful read.
     failures: u32,
 }
@@ -440,7 +441,7 @@ impl ShardReader {
             spec,
             sender,
             cancel,
-            backoff: ERROR_BACKOFF_MIN,
+            delays: Delays::new(ERROR_BACKOFF_MIN, ERROR_BACKOFF_MAX),
             failures: 0,
         }
     }
@@ -448,7 +449,7 @@ impl ShardReader {
     /// A call succeeded: failures and backoff start over.
     fn succeeded(&mut self) {
         self.failures = 0;
-        self.backoff = ERROR_BACKOFF_MIN;
+        self.delays.reset();
     }
 
     /// Asks the stream whether the shard is gone; if it is, delivers the shard's end.
@@ -496,8 +497,7 @@ impl ShardReader {
         if !self.sender.send_failure(ReadFailure::Retrying(error)).await {
             return AfterFailure::Stop;
         }
-        let waited = sleep_or_cancel(self.backoff, &self.cancel).await;
-        self.backoff = (self.backoff * 2).min(ERROR_BACKOFF_MAX);
+        let waited = sleep_or_cancel(self.delays.next_delay(), &self.cancel).await;
         if waited {
             AfterFailure::Retry
         } else {
@@ -643,7 +643,7 @@ impl FanOutConsumer {
             if let Some(arn) = cached.as_ref() {
                 return arn.clone();
             }
-            let mut backoff = ERROR_BACKOFF_MIN;
+            let mut delays = Delays::new(ERROR_BACKOFF_MIN, ERROR_BACKOFF_MAX);
             loop {
                 match self
                     .client
@@ -658,8 +658,7 @@ impl FanOutConsumer {
                     Ok(_) => tracing::debug!("waiting for the fan-out consumer to become active"),
                     Err(error) => tracing::warn!(%error, "registering the fan-out consumer failed"),
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ERROR_BACKOFF_MAX);
+                tokio::time::sleep(delays.next_delay()).await;
             }
         };
         tokio::select! {
@@ -730,10 +729,9 @@ async fn subscribe_shard(mut reader: ShardReader, consumer: Arc<FanOutConsumer>)
             Ok(subscription) => subscription,
             // Resubscribing too early is ResourceInUse: wait and retry quietly.
             Err(error) if error.kind == KinesisErrorKind::ResourceInUse => {
-                if !sleep_or_cancel(reader.backoff, &reader.cancel).await {
+                if !sleep_or_cancel(reader.delays.next_delay(), &reader.cancel).await {
                     return;
                 }
-                reader.backoff = (reader.backoff * 2).min(ERROR_BACKOFF_MAX);
                 continue;
             }
             Err(error) => {

@@ -6,6 +6,7 @@
 //! everything at once without any callback (a crash); [`SchedulerHandle::shutdown`] stops
 //! gracefully.
 
+use crate::backoff::Delays;
 use crate::config::SchedulerConfig;
 use crate::consumer::{ConsumerEnv, ConsumerExit, ConsumerSignals, run_consumer};
 use crate::error::WorkerError;
@@ -622,7 +623,8 @@ async fn renewer_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
     let clock = &config.clock;
     let interval = config.lease.renew_interval();
     let mut next_attempt = clock.monotonic() + interval;
-    let mut retry_pause = RENEWAL_RETRY_PAUSE;
+    let mut retry_pauses =
+        Delays::exact(RENEWAL_RETRY_PAUSE, (interval / 4).max(RENEWAL_RETRY_PAUSE));
     loop {
         let wait = next_attempt.saturating_sub(clock.monotonic());
         tokio::select! {
@@ -634,10 +636,9 @@ async fn renewer_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
         let renewed = held.is_empty() || renew_held(&ctx, &held).await;
         if renewed {
             next_attempt = started + interval;
-            retry_pause = RENEWAL_RETRY_PAUSE;
+            retry_pauses.reset();
         } else {
-            next_attempt = clock.monotonic() + retry_pause;
-            retry_pause = (retry_pause * 2).min((interval / 4).max(RENEWAL_RETRY_PAUSE));
+            next_attempt = clock.monotonic() + retry_pauses.next_delay();
         }
     }
 }
@@ -679,7 +680,7 @@ async fn renew_held(ctx: &WorkerContext, held: &[Arc<HeldLease>]) -> bool {
 /// is not; `false` if shutdown was requested first.
 async fn wait_for_active_stream(ctx: &WorkerContext, graceful: &CancellationToken) -> bool {
     let config = &ctx.config;
-    let mut backoff = Duration::from_millis(100);
+    let mut delays = Delays::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut said = false;
     loop {
         let waiting_for = match config
@@ -704,9 +705,8 @@ async fn wait_for_active_stream(ctx: &WorkerContext, graceful: &CancellationToke
         }
         tokio::select! {
             () = graceful.cancelled() => return false,
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(delays.next_delay()) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
