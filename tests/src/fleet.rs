@@ -84,6 +84,10 @@ pub struct ProcessFleet {
     next_index: u64,
     watch: Arc<Mutex<WatchState>>,
     _watchers: [WatcherTask; 2],
+    /// `--idle-between-reads-ms` of workers started from now on.
+    idle_between_reads_ms: u64,
+    /// Keep the temp dir when dropped (see [`ProcessFleet::keep_files`]).
+    keep_files: bool,
     // Last: dropped after the processes (whose guards print their log tails on failure).
     dir: Option<tempfile::TempDir>,
 }
@@ -92,7 +96,7 @@ impl Drop for ProcessFleet {
     fn drop(&mut self) {
         self.workers.clear();
         self.broker = None;
-        if std::thread::panicking()
+        if (std::thread::panicking() || self.keep_files)
             && let Some(dir) = self.dir.take()
         {
             eprintln!(
@@ -287,6 +291,8 @@ impl ProcessFleet {
             next_index: 0,
             watch,
             _watchers: [WatcherTask(lease_watcher), WatcherTask(lineage_checker)],
+            idle_between_reads_ms: 100,
+            keep_files: false,
         };
         Ok(fleet)
     }
@@ -333,6 +339,19 @@ impl ProcessFleet {
         }
     }
 
+    /// Sets `--idle-between-reads-ms` of the workers started from now on (default 100): a
+    /// longer pause keeps many idle polling shards from loading a small machine.
+    pub fn set_idle_between_reads_ms(&mut self, millis: u64) {
+        self.idle_between_reads_ms = millis;
+    }
+
+    /// Keeps the fleet's temp dir (logs, lease file, sinks) when the fleet is dropped, as a
+    /// panicking test does, and returns its path (e.g. to report a failed benchmark run).
+    pub fn keep_files(&mut self) -> PathBuf {
+        self.keep_files = true;
+        self.dir().to_owned()
+    }
+
     /// The broker endpoint.
     pub fn endpoint(&self) -> &str {
         &self.endpoint.endpoint
@@ -358,7 +377,10 @@ impl ProcessFleet {
             .arg(lease_db)
             .args(["--worker-id", worker_id])
             .args(["--failover-ms", &self.options.failover_ms.to_string()])
-            .args(["--idle-between-reads-ms", "100"])
+            .args([
+                "--idle-between-reads-ms",
+                &self.idle_between_reads_ms.to_string(),
+            ])
             .envs(local_aws_env())
             .env("RUST_LOG", "info");
         Ok(command)
