@@ -8,7 +8,8 @@
 //!   ([`error`]); every answer carries `x-amzn-RequestId`.
 //! - SigV4: any signed (or unsigned) request is accepted by default; with
 //!   [`ServerOptions::auth`] signatures are verified ([`sigv4`]).
-//! - `SubscribeToShard` answers an `application/vnd.amazon.eventstream` ([`eventstream`]).
+//! - `SubscribeToShard` answers an `application/vnd.amazon.eventstream`
+//!   ([`kcl_core::eventstream`]).
 //! - `GET /health` answers `{"status":"ok"}`.
 //!
 //! ```no_run
@@ -26,7 +27,6 @@
 
 pub mod codec;
 pub mod error;
-pub mod eventstream;
 pub mod sigv4;
 pub mod wire;
 
@@ -42,6 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use codec::WireFormat;
 use futures::StreamExt;
+use kcl_core::eventstream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
