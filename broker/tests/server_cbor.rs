@@ -4,8 +4,8 @@
 mod server_common;
 
 use broker::server::ServerOptions;
-use broker::server::eventstream;
 use ciborium::Value;
+use kcl_core::eventstream;
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(

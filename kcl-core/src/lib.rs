@@ -7,6 +7,8 @@
 //! - [`lease`] and [`lease_store`]: the lease table (compatible with the Java KCL's DynamoDB
 //!   schema) and the [`LeaseStore`](lease_store::LeaseStore) trait of conditional writes.
 //! - [`clock`]: injected monotonic and wall time.
+//! - [`eventstream`]: the `application/vnd.amazon.eventstream` framing of `SubscribeToShard`
+//!   over HTTP (encode and decode; shared by the broker's server and the HTTP client).
 //! - [`stream_client`]: the [`StreamClient`](stream_client::StreamClient) trait a worker reads
 //!   a stream through.
 //! - [`memory`] and [`sqlite`]: lease stores (in memory; a SQLite file shared by processes).
@@ -102,6 +104,7 @@ pub mod checkpoint;
 pub mod clock;
 mod conditions;
 pub mod config;
+pub mod eventstream;
 pub mod held_lease;
 pub mod kinesis;
 pub mod lease;

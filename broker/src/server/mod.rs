@@ -3,13 +3,15 @@
 //!
 //! - `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>`, bodies in JSON
 //!   (`application/x-amz-json-1.1`) or CBOR (`application/x-amz-cbor-1.1`), answered in the
-//!   request's format ([`codec`], [`wire`]).
+//!   request's format (the crate-private `codec` and `wire` modules).
 //! - Errors as AWS shapes them: status, `x-amzn-ErrorType`, `{"__type","message"}`
-//!   ([`error`]); every answer carries `x-amzn-RequestId`.
+//!   ([`ServerError`]); every answer carries `x-amzn-RequestId`.
 //! - SigV4: any signed (or unsigned) request is accepted by default; with
-//!   [`ServerOptions::auth`] signatures are verified ([`sigv4`]).
-//! - `SubscribeToShard` answers an `application/vnd.amazon.eventstream` ([`eventstream`]).
+//!   [`ServerOptions::auth`] signatures are verified against [`AuthKeys`].
+//! - `SubscribeToShard` answers an `application/vnd.amazon.eventstream`
+//!   ([`kcl_core::eventstream`]).
 //! - `GET /health` answers `{"status":"ok"}`.
+//! - With feature `tls`, `spawn_tls` serves HTTPS (rustls) instead of plain HTTP.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -24,14 +26,13 @@
 //! # }
 //! ```
 
-pub mod codec;
-pub mod error;
-pub mod eventstream;
-pub mod sigv4;
-pub mod wire;
+pub(crate) mod codec;
+pub(crate) mod error;
+pub(crate) mod sigv4;
+pub(crate) mod wire;
 
 pub use error::{MAX_BODY_BYTES, ServerError};
-pub use sigv4::AuthKeys;
+pub use sigv4::{AuthKeys, ParseAuthKeysError};
 
 use crate::engine::Broker;
 use axum::Router;
@@ -42,6 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use codec::WireFormat;
 use futures::StreamExt;
+use kcl_core::eventstream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::convert::Infallible;
@@ -589,7 +591,8 @@ pub async fn spawn(
     })
 }
 
-/// PEM files of a TLS certificate chain and its private key.
+/// PEM files of a TLS certificate chain and its private key (feature `tls`).
+#[cfg(feature = "tls")]
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     /// The certificate chain (PEM).
@@ -598,7 +601,9 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
-/// Like [`spawn`], but serving HTTPS (HTTP/1.1 and HTTP/2 via ALPN) with the given certificate.
+/// Like [`spawn`], but serving HTTPS (HTTP/1.1 and HTTP/2 via ALPN) with the given certificate
+/// (feature `tls`).
+#[cfg(feature = "tls")]
 pub async fn spawn_tls(
     broker: Broker,
     options: ServerOptions,

@@ -159,6 +159,7 @@ impl<'a> Authorization<'a> {
 }
 
 /// The region of a request's credential scope, if it is signed.
+#[cfg(test)]
 pub fn credential_region(headers: &http::HeaderMap) -> Option<String> {
     let header = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     Authorization::parse(header)
@@ -452,9 +453,9 @@ pub fn format_amz_date(epoch_secs: i64) -> String {
     )
 }
 
-/// Signs a request the way an SDK would (used by tests and the load benchmark): returns the
-/// `Authorization` header value for the given headers (which must include `host` and
-/// `x-amz-date`).
+/// Signs a request the way an SDK would (used by the tests): returns the `Authorization` header
+/// value for the given headers (which must include `host` and `x-amz-date`).
+#[cfg(test)]
 pub fn sign(
     request: &SignedRequest<'_>,
     access_key_id: &str,

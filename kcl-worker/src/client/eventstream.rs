@@ -1,13 +1,13 @@
 //! Incremental reading of the AWS event-stream framing used by `SubscribeToShard` over HTTP.
 //!
-//! The framing itself (prelude, headers, CRCs) is the broker's codec,
-//! [`broker::server::eventstream`]; this module only buffers bytes as they arrive from the
+//! The framing itself (prelude, headers, CRCs) is kcl-core's codec,
+//! [`kcl_core::eventstream`], shared with the broker's server; this module only buffers bytes as they arrive from the
 //! network and pops whole messages.
 
 use bytes::{Buf, BytesMut};
 
-pub use broker::server::eventstream::{FrameError as EventStreamError, Message as EventMessage};
-use broker::server::eventstream::{FrameError, decode};
+pub use kcl_core::eventstream::{FrameError as EventStreamError, Message as EventMessage};
+use kcl_core::eventstream::{FrameError, decode};
 
 /// Incremental decoder: push bytes as they arrive, pop whole messages.
 #[derive(Debug, Default)]
@@ -42,7 +42,7 @@ impl EventStreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker::server::eventstream::encode;
+    use kcl_core::eventstream::encode;
 
     #[test]
     fn decodes_messages_split_at_every_byte() {

@@ -2,7 +2,7 @@
 //! and with `--fsync always`) and, when given, kinesalite — the same client for all of them.
 //!
 //! ```text
-//! cargo build --release -p broker --bins
+//! cargo build --release -p kinesis-broker --bins
 //! target/release/http-bench --seconds 5 --kinesalite /path/to/node_modules/kinesalite/cli.js
 //! ```
 //!

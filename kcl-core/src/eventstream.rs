@@ -2,8 +2,11 @@
 //!
 //! A message is: total length (u32 BE), headers length (u32 BE), CRC32 of those eight bytes,
 //! the headers, the payload, and the CRC32 of everything before it. A header is its name length
-//! (u8), name, value type (u8), and the value; this server writes only string values (type 7:
+//! (u8), name, value type (u8), and the value; the encoder writes only string values (type 7:
 //! u16 BE length, UTF-8 bytes) and reads every value type AWS defines.
+//!
+//! This module is framing only: the broker's HTTP server writes these messages and the HTTP
+//! stream client reads them, each without depending on the other.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
