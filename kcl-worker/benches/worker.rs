@@ -4,7 +4,7 @@
 //! 2. put → process latency at 1,000 records/s with enhanced fan-out (push) retrieval;
 //! 3. failover time after a crash with a failover time of 1 s.
 //!
-//! `cargo bench -p kcl-worker --bench worker` (set `KCL_BENCH_QUICK=1` for a short run,
+//! `cargo bench -p kcl-worker --features embedded --bench worker` (set `KCL_BENCH_QUICK=1` for a short run,
 //! `KCL_BENCH_ONLY=throughput|latency|failover` for one of them).
 
 use broker::engine::{
