@@ -328,7 +328,8 @@ mod tests {
     }
 
     fn fixture() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/multilang_processor.py")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/multilang_processor.py")
     }
 
     fn python_available() -> bool {
