@@ -14,13 +14,12 @@ use kcl_core::kinesis::ShardId;
 use kcl_core::lease_store::LeaseStore;
 use kcl_core::sqlite::SqliteLeaseStore;
 use kcl_worker::checkpointer::RecordCheckpointer;
-use kcl_worker::cli::leases::{lease_rows, render_table};
-use kcl_worker::cli::produce::{EmbeddedTarget, Producer, ProducerConfig, generated_entry};
 use kcl_worker::client::EmbeddedStreamClient;
 use kcl_worker::config::SchedulerConfig;
 use kcl_worker::processor::{
     InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
 };
+use kcl_worker::producer::{EmbeddedTarget, Producer, ProducerConfig, generated_entry};
 use kcl_worker::scheduler::Scheduler;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,17 +62,8 @@ impl ShardRecordProcessor for SizeCounter {
         Ok(())
     }
 
-    async fn lease_lost(&mut self) -> Result<(), ProcessorError> {
-        Ok(())
-    }
-
-    async fn shard_ended(
-        &mut self,
-        checkpointer: RecordCheckpointer,
-    ) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
+    // lease_lost: the default (nothing to do); shard_ended: the default (checkpoint at the
+    // shard's end, which lets its children start).
 
     async fn shutdown_requested(
         &mut self,
@@ -153,6 +143,16 @@ async fn main() -> anyhow::Result<()> {
         total_records.load(Ordering::Relaxed),
         total_bytes.load(Ordering::Relaxed)
     );
-    print!("{}", render_table(&lease_rows(&store.list_leases().await?)));
+    let mut leases = store.list_leases().await?;
+    leases.sort_by(|a, b| a.lease_key.cmp(&b.lease_key));
+    println!("{:<22} {:<10} CHECKPOINT", "SHARD", "OWNER");
+    for lease in leases {
+        println!(
+            "{:<22} {:<10} {}",
+            lease.lease_key,
+            lease.lease_owner.as_deref().unwrap_or("-"),
+            lease.checkpoint
+        );
+    }
     Ok(())
 }

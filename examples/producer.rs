@@ -5,14 +5,14 @@
 //! cargo run -p examples --example producer                            # embedded broker
 //! cargo run -p examples --example producer -- http://127.0.0.1:4567   # a running kinesis-broker
 //! ```
-//! (Against an endpoint, the stream `example-stream` must exist: `kcl stream create example-stream`.)
+//! (Against an endpoint, the stream `example-stream` must exist:
+//! `cargo run -p kcl -- stream create example-stream`.)
 
 use broker::engine::{Broker, BrokerConfig, CreateStreamInput};
-use kcl_worker::cli::control::HttpTarget;
-use kcl_worker::cli::produce::{
-    EmbeddedTarget, Producer, ProducerConfig, PutRecordsTarget, generated_entry,
+use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
+use kcl_worker::producer::{
+    EmbeddedTarget, HttpTarget, Producer, ProducerConfig, PutRecordsTarget, generated_entry,
 };
-use kcl_worker::cli::worker::json_api;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,11 +23,15 @@ const STREAM: &str = "example-stream";
 async fn main() -> anyhow::Result<()> {
     let target: Arc<dyn PutRecordsTarget> = match std::env::args().nth(1) {
         Some(endpoint) => {
-            let api = json_api(&kcl_worker::cli::args::EndpointArgs {
-                endpoint,
-                region: "us-east-1".to_owned(),
-            })?;
-            Arc::new(HttpTarget::new(api, STREAM))
+            // Credentials from the environment, else placeholders (a local kinesis-broker
+            // accepts any by default).
+            let credentials = StaticCredentials::from_env().unwrap_or(StaticCredentials {
+                access_key_id: "example".to_owned(),
+                secret_access_key: "example".to_owned(),
+                session_token: None,
+            });
+            let config = HttpClientConfig::new(endpoint).with_credentials(credentials);
+            Arc::new(HttpTarget::new(HttpStreamClient::new(config)?, STREAM))
         }
         None => {
             let broker = Broker::new(BrokerConfig::default());

@@ -4,7 +4,7 @@
 //! 2. put → process latency at 1,000 records/s with enhanced fan-out (push) retrieval;
 //! 3. failover time after a crash with a failover time of 1 s.
 //!
-//! `cargo bench -p kcl-worker --bench worker` (set `KCL_BENCH_QUICK=1` for a short run,
+//! `cargo bench -p kcl-worker --features embedded --bench worker` (set `KCL_BENCH_QUICK=1` for a short run,
 //! `KCL_BENCH_ONLY=throughput|latency|failover` for one of them).
 
 use broker::engine::{
@@ -20,9 +20,7 @@ use kcl_core::memory::InMemoryLeaseStore;
 use kcl_worker::checkpointer::RecordCheckpointer;
 use kcl_worker::client::EmbeddedStreamClient;
 use kcl_worker::config::SchedulerConfig;
-use kcl_worker::processor::{
-    InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
-};
+use kcl_worker::processor::{ProcessRecordsInput, ProcessorError, ShardRecordProcessor};
 use kcl_worker::retrieval::{FanOutConfig, PollingConfig, RetrievalMode};
 use kcl_worker::scheduler::{Scheduler, SchedulerHandle};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,22 +36,10 @@ struct BenchProcessor {
 
 #[async_trait::async_trait]
 impl ShardRecordProcessor for BenchProcessor {
-    async fn initialize(&mut self, _: InitializationInput) -> Result<(), ProcessorError> {
-        Ok(())
-    }
     async fn process_records(&mut self, input: ProcessRecordsInput) -> Result<(), ProcessorError> {
         (self.on_batch)(&self.shard_id, &input);
         input.checkpointer.checkpoint().await?;
         Ok(())
-    }
-    async fn lease_lost(&mut self) -> Result<(), ProcessorError> {
-        Ok(())
-    }
-    async fn shard_ended(
-        &mut self,
-        checkpointer: RecordCheckpointer,
-    ) -> Result<(), ProcessorError> {
-        Ok(checkpointer.checkpoint().await?)
     }
     async fn shutdown_requested(
         &mut self,

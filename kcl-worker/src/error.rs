@@ -4,6 +4,9 @@ use kcl_core::kinesis::KinesisError;
 use kcl_core::lease_store::LeaseStoreError;
 
 /// Why a worker operation failed.
+///
+/// Each message is complete (it includes the underlying error's message) and the error has no
+/// `source()`: error chains (`anyhow`'s `{:#}`) print each message once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
@@ -17,10 +20,10 @@ pub enum WorkerError {
     },
     /// The stream service failed.
     #[error("stream error: {0}")]
-    Stream(#[from] KinesisError),
+    Stream(KinesisError),
     /// The lease store failed.
     #[error("lease store error: {0}")]
-    LeaseStore(#[from] LeaseStoreError),
+    LeaseStore(LeaseStoreError),
     /// The lease store kept failing with errors no retry fixes (disk full, a corrupt or
     /// read-only file, a foreign table) for longer than
     /// `SchedulerConfig::lease_store_failure_timeout`: the worker stopped.
@@ -34,6 +37,18 @@ pub enum WorkerError {
     /// The worker was already run or shut down.
     #[error("the scheduler is already running or has stopped")]
     AlreadyRunning,
+}
+
+impl From<KinesisError> for WorkerError {
+    fn from(error: KinesisError) -> Self {
+        WorkerError::Stream(error)
+    }
+}
+
+impl From<LeaseStoreError> for WorkerError {
+    fn from(error: LeaseStoreError) -> Self {
+        WorkerError::LeaseStore(error)
+    }
 }
 
 impl WorkerError {

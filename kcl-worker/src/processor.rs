@@ -48,7 +48,12 @@ pub struct ProcessRecordsInput {
 #[async_trait::async_trait]
 pub trait ShardRecordProcessor: Send + 'static {
     /// Called once before any records, with the position processing resumes from.
-    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError>;
+    ///
+    /// Default: does nothing.
+    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
+        let _ = input;
+        Ok(())
+    }
 
     /// Processes a batch. Return an error to have the batch handled by the failure policy
     /// (retried by default).
@@ -56,22 +61,41 @@ pub trait ShardRecordProcessor: Send + 'static {
 
     /// The lease was lost (taken by another worker or expired). Checkpointing is no longer
     /// possible; the next owner resumes from the last checkpoint.
-    async fn lease_lost(&mut self) -> Result<(), ProcessorError>;
+    ///
+    /// Default: does nothing.
+    async fn lease_lost(&mut self) -> Result<(), ProcessorError> {
+        Ok(())
+    }
 
     /// The shard is closed and every record was delivered. The processor must checkpoint
     /// (`checkpointer.checkpoint()`), otherwise this is called again and the shard's children
     /// do not start.
-    async fn shard_ended(&mut self, checkpointer: RecordCheckpointer)
-    -> Result<(), ProcessorError>;
+    ///
+    /// Default: checkpoints at `SHARD_END` (`checkpointer.checkpoint()`), which is what lets the
+    /// shard finish. Override it to flush your own buffers first, and checkpoint at the end.
+    async fn shard_ended(
+        &mut self,
+        checkpointer: RecordCheckpointer,
+    ) -> Result<(), ProcessorError> {
+        checkpointer.checkpoint().await?;
+        Ok(())
+    }
 
     /// The worker is shutting down gracefully and still holds the lease: checkpoint what was
     /// processed so the next owner does not see it again. `checkpoint()` covers every record
     /// *delivered*; if the last batch failed (and is being retried), checkpoint the last record
     /// you actually processed with `checkpoint_record` / `checkpoint_at` instead.
+    ///
+    /// Default: does not checkpoint (the safe choice when the processor does not know what it
+    /// finished): the next owner resumes from the last checkpoint, so records after it are
+    /// delivered again, never lost.
     async fn shutdown_requested(
         &mut self,
         checkpointer: RecordCheckpointer,
-    ) -> Result<(), ProcessorError>;
+    ) -> Result<(), ProcessorError> {
+        let _ = checkpointer;
+        Ok(())
+    }
 }
 
 /// Makes one processor per shard lease the worker acquires.

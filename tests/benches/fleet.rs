@@ -8,7 +8,7 @@
 //!   and written to the jsonl sinks (fsynced, checkpointed per batch).
 //!
 //! ```text
-//! cargo build --release -p kinesis-broker --bin kinesis-broker -p kcl-worker --bin kcl
+//! cargo build --release -p kinesis-broker --bin kinesis-broker -p kcl --bin kcl
 //! cargo bench -p tests --bench fleet
 //! ```
 //! Environment: `KILLS`, `HANDOFFS`, `RECORDS` (default 200000) override the sizes.

@@ -21,7 +21,7 @@
 //! one is reported as a failure row, with the fleet's temp dir (logs, lease file) kept.
 //!
 //! ```text
-//! cargo build --release -p kinesis-broker --bin kinesis-broker -p kcl-worker --bin kcl
+//! cargo build --release -p kinesis-broker --bin kinesis-broker -p kcl --bin kcl
 //! cargo bench -p tests --bench fleet_scale
 //! ```
 //! Environment: `SIZES` (default `64x2,256x8,1024x16`: shards x workers), `FAILOVER_MS`

@@ -10,18 +10,18 @@
 use crate::verify::{FleetReport, Handover, SinkFile, verify_sinks};
 use crate::{BrokerProcess, ChildGuard, binary, local_aws_env, wait_until};
 use anyhow::Context;
+use kcl::args::EndpointArgs;
+use kcl::control::middle_hash_key;
+use kcl::kinesis_json::KinesisJsonApi;
+use kcl::sink::read_jsonl;
+use kcl::worker::{http_client, json_api};
 use kcl_core::kinesis::{Shard, ShardFilter, ShardId};
 use kcl_core::lease::Lease;
 use kcl_core::lease_store::LeaseStore;
 use kcl_core::sqlite::SqliteLeaseStore;
 use kcl_core::stream_client::StreamClient;
-use kcl_worker::cli::args::EndpointArgs;
-use kcl_worker::cli::control::{HttpTarget, middle_hash_key};
-use kcl_worker::cli::kinesis_json::KinesisJsonApi;
-use kcl_worker::cli::produce::{ProducedRecord, Producer, ProducerConfig, generated_payload};
-use kcl_worker::cli::sink::read_jsonl;
-use kcl_worker::cli::worker::{http_client, json_api};
 use kcl_worker::client::HttpStreamClient;
+use kcl_worker::producer::{HttpTarget, Producer, ProducerConfig, StoredRecord, generated_payload};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -80,7 +80,7 @@ pub struct ProcessFleet {
     api: KinesisJsonApi,
     workers: BTreeMap<String, Worker>,
     sink_paths: Arc<Mutex<BTreeMap<String, PathBuf>>>,
-    produced: Vec<ProducedRecord>,
+    produced: Vec<StoredRecord>,
     next_index: u64,
     watch: Arc<Mutex<WatchState>>,
     _watchers: [WatcherTask; 2],
@@ -608,7 +608,7 @@ impl ProcessFleet {
     }
 
     /// The records acknowledged so far.
-    pub fn produced(&self) -> &[ProducedRecord] {
+    pub fn produced(&self) -> &[StoredRecord] {
         &self.produced
     }
 
@@ -633,7 +633,7 @@ impl ProcessFleet {
         &mut self,
         count: u64,
         rate: Option<u32>,
-    ) -> tokio::task::JoinHandle<anyhow::Result<Vec<ProducedRecord>>> {
+    ) -> tokio::task::JoinHandle<anyhow::Result<Vec<StoredRecord>>> {
         self.spawn_producer_with(count, rate, 100, 40)
     }
 
@@ -645,9 +645,12 @@ impl ProcessFleet {
         rate: Option<u32>,
         batch_size: usize,
         size: usize,
-    ) -> tokio::task::JoinHandle<anyhow::Result<Vec<ProducedRecord>>> {
+    ) -> tokio::task::JoinHandle<anyhow::Result<Vec<StoredRecord>>> {
         let producer = Producer::new(
-            Arc::new(HttpTarget::new(self.api.clone(), self.stream.clone())),
+            Arc::new(HttpTarget::new(
+                self.api.client().clone(),
+                self.stream.clone(),
+            )),
             ProducerConfig {
                 batch_size,
                 rate,
@@ -658,7 +661,7 @@ impl ProcessFleet {
         self.next_index += count;
         tokio::spawn(async move {
             let entries = (first..first + count)
-                .map(|index| kcl_worker::cli::produce::ProduceEntry {
+                .map(|index| kcl_worker::producer::ProduceEntry {
                     partition_key: format!("key-{}", index % 64),
                     data: generated_payload(index, size),
                 })
@@ -671,7 +674,10 @@ impl ProcessFleet {
     /// stop). The records are not tracked for verification: for benchmarks.
     pub fn spawn_trickle(&mut self, rate: u32) -> tokio::task::JoinHandle<()> {
         let producer = Producer::new(
-            Arc::new(HttpTarget::new(self.api.clone(), self.stream.clone())),
+            Arc::new(HttpTarget::new(
+                self.api.client().clone(),
+                self.stream.clone(),
+            )),
             ProducerConfig::default(),
         );
         let mut index = self.next_index;
@@ -682,7 +688,7 @@ impl ProcessFleet {
             loop {
                 ticker.tick().await;
                 let entries = (index..index + per_tick)
-                    .map(|index| kcl_worker::cli::produce::ProduceEntry {
+                    .map(|index| kcl_worker::producer::ProduceEntry {
                         partition_key: format!("key-{}", index % 64),
                         data: generated_payload(index, 40),
                     })
@@ -696,7 +702,7 @@ impl ProcessFleet {
     }
 
     /// Adds records a background producer got acknowledged.
-    pub fn add_produced(&mut self, records: Vec<ProducedRecord>) {
+    pub fn add_produced(&mut self, records: Vec<StoredRecord>) {
         self.produced.extend(records);
     }
 
@@ -1017,7 +1023,7 @@ pub struct SinkTail {
 
 impl SinkTail {
     /// The records appended since the last poll, as (worker, record).
-    pub fn poll(&mut self) -> Vec<(String, kcl_worker::cli::sink::SinkRecord)> {
+    pub fn poll(&mut self) -> Vec<(String, kcl::sink::SinkRecord)> {
         use std::io::{Read, Seek, SeekFrom};
         let paths = self
             .sink_paths

@@ -43,7 +43,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = binary_dir()?.join(name);
     if !path.exists() {
         bail!(
-            "{} is missing: build it with `cargo build -p kinesis-broker --bin kinesis-broker -p kcl-worker --bin kcl` \
+            "{} is missing: build it with `cargo build -p kinesis-broker --bin kinesis-broker -p kcl --bin kcl` \
              (same profile as the tests) or run `cargo test --workspace`, which builds it",
             path.display()
         );

@@ -18,10 +18,10 @@
 //!   (the cross-worker check is done live by [`crate::fleet`] against the lease table).
 
 use bytes::Bytes;
+use kcl::sink::{SinkAcquisition, SinkRecord};
 use kcl_core::kinesis::SequenceNumber;
 use kcl_core::lease::{CheckpointValue, ExtendedSequenceNumber};
-use kcl_worker::cli::produce::ProducedRecord;
-use kcl_worker::cli::sink::{SinkAcquisition, SinkRecord};
+use kcl_worker::producer::StoredRecord;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The records one worker process wrote.
@@ -97,7 +97,7 @@ fn push_error(report: &mut FleetReport, error: String) {
 /// Checks the sinks against the produced records, the handovers and the shard lineage
 /// (`parents`: child → its parents).
 pub fn verify_sinks(
-    produced: &[ProducedRecord],
+    produced: &[StoredRecord],
     sinks: &[SinkFile],
     handovers: &[Handover],
     parents: &HashMap<String, Vec<String>>,
@@ -107,7 +107,7 @@ pub fn verify_sinks(
         produced: produced.len(),
         ..FleetReport::default()
     };
-    let expected: HashMap<&Bytes, &ProducedRecord> = produced
+    let expected: HashMap<&Bytes, &StoredRecord> = produced
         .iter()
         .map(|record| (&record.entry.data, record))
         .collect();
@@ -277,7 +277,7 @@ struct ShardOrder<'a> {
 }
 
 impl<'a> ShardOrder<'a> {
-    fn new(produced: &'a [ProducedRecord]) -> Self {
+    fn new(produced: &'a [StoredRecord]) -> Self {
         let mut by_shard: HashMap<&str, Vec<(SequenceNumber, &Bytes)>> = HashMap::new();
         for record in produced {
             if let Ok(sequence) = record.sequence_number.parse::<SequenceNumber>() {
@@ -599,10 +599,10 @@ fn check_acquisitions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kcl_worker::cli::produce::ProduceEntry;
+    use kcl_worker::producer::ProduceEntry;
 
-    fn produced(index: u64, shard: &str) -> ProducedRecord {
-        ProducedRecord {
+    fn produced(index: u64, shard: &str) -> StoredRecord {
+        StoredRecord {
             entry: ProduceEntry {
                 partition_key: format!("k{index}"),
                 data: Bytes::from(format!("r{index}")),
@@ -612,7 +612,7 @@ mod tests {
         }
     }
 
-    fn seen(record: &ProducedRecord, worker: &str) -> SinkRecord {
+    fn seen(record: &StoredRecord, worker: &str) -> SinkRecord {
         SinkRecord::new(
             &record.shard_id,
             record.sequence_number.clone(),
@@ -624,7 +624,7 @@ mod tests {
         )
     }
 
-    fn file(worker: &str, records: &[&ProducedRecord]) -> SinkFile {
+    fn file(worker: &str, records: &[&StoredRecord]) -> SinkFile {
         SinkFile {
             worker_id: worker.to_owned(),
             records: records.iter().map(|record| seen(record, worker)).collect(),
@@ -723,7 +723,7 @@ mod tests {
 
     /// One acquisition in a test sink: its id, the checkpoint it started from (`None`:
     /// `TRIM_HORIZON`, `Some(i)`: record `i`'s sequence number) and what it delivered.
-    type Acquired<'a> = (&'a str, Option<u64>, Vec<&'a ProducedRecord>);
+    type Acquired<'a> = (&'a str, Option<u64>, Vec<&'a StoredRecord>);
 
     fn acquired(worker: &str, acquisitions: &[Acquired<'_>]) -> SinkFile {
         let records = acquisitions
@@ -760,7 +760,7 @@ mod tests {
         let r: Vec<_> = (0..10).map(|index| produced(index, "s0")).collect();
         let span = |from: usize, to: usize| r[from..=to].iter().collect::<Vec<_>>();
         let plain = |worker: &str, parts: &[(usize, usize)]| {
-            let records: Vec<&ProducedRecord> = parts
+            let records: Vec<&StoredRecord> = parts
                 .iter()
                 .flat_map(|(from, to)| r[*from..=*to].iter())
                 .collect();

@@ -6,7 +6,7 @@
 //! (reused by later runs). Without python3 or without network access the tests are skipped with
 //! a printed reason.
 
-use kcl_worker::cli::multilang::{
+use kcl::multilang::{
     CheckpointOutcome, CheckpointRequests, ChildCommand, ChildProcess, DaemonMessage,
     ProtocolRecord, RefuseCheckpoints,
 };

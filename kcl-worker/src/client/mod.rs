@@ -1,11 +1,14 @@
-//! [`StreamClient`](kcl_core::stream_client::StreamClient) implementations: the in-process
-//! broker and any Kinesis HTTP endpoint.
+//! [`StreamClient`](kcl_core::stream_client::StreamClient) implementations: any Kinesis HTTP
+//! endpoint ([`HttpStreamClient`]) and, with the `embedded` feature, the in-process broker
+//! (`EmbeddedStreamClient`).
 
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod eventstream;
 pub mod http;
 pub mod retry;
 
+#[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStreamClient;
 pub use http::{HttpClientConfig, HttpStreamClient, StaticCredentials};
 pub use retry::RetryConfig;

@@ -10,11 +10,13 @@ use kcl_core::kinesis::ShardId;
 use kcl_core::lease::ExtendedSequenceNumber;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-/// The observations of a whole fleet, in the order they happened.
+/// The observations of a whole fleet, in the order they happened, each with the (real) time it
+/// was recorded.
 #[derive(Debug, Clone, Default)]
 pub struct ObservationLog {
-    entries: Arc<Mutex<Vec<Observation>>>,
+    entries: Arc<Mutex<Vec<(Instant, Observation)>>>,
     sessions: Arc<AtomicU64>,
 }
 
@@ -25,10 +27,13 @@ impl ObservationLog {
     }
 
     fn push(&self, observation: Observation) {
+        self.lock().push((Instant::now(), observation));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, Observation)>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(observation);
     }
 
     fn next_session(&self) -> u64 {
@@ -37,20 +42,27 @@ impl ObservationLog {
 
     /// A copy of every observation so far.
     pub fn snapshot(&self) -> Vec<Observation> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.lock()
+            .iter()
+            .map(|(_, observation)| observation.clone())
+            .collect()
+    }
+
+    /// A copy of every observation so far with the time it was recorded.
+    pub fn timed_snapshot(&self) -> Vec<(Instant, Observation)> {
+        self.lock().clone()
+    }
+
+    /// Runs `inspect` over the observations so far (with their times) without copying them.
+    pub fn inspect<R>(&self, inspect: impl FnOnce(&[(Instant, Observation)]) -> R) -> R {
+        inspect(&self.lock())
     }
 
     /// How many distinct payloads were processed so far.
     pub fn unique_processed(&self) -> usize {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries = self.lock();
         let mut seen = std::collections::HashSet::new();
-        for entry in entries.iter() {
+        for (_, entry) in entries.iter() {
             if let ObservationKind::Processed { data, .. } = &entry.kind {
                 seen.insert(data.clone());
             }

@@ -6,14 +6,9 @@ use kcl_core::kinesis::ShardId;
 use kcl_core::lease::ExtendedSequenceNumber;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// A record as a producer put it. Records are identified by `data` (make payloads unique).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducedRecord {
-    /// The partition key.
-    pub partition_key: String,
-    /// The unique payload.
-    pub data: Bytes,
-}
+/// A record as a producer put it: the producer's own [`ProduceEntry`](crate::producer::ProduceEntry)
+/// (partition key and payload). Records are identified by `data` (make payloads unique).
+pub use crate::producer::ProduceEntry as ProducedRecord;
 
 /// What a processor saw or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +80,8 @@ pub struct ValidationReport {
     pub unique_processed: usize,
     /// Extra deliveries (processings beyond the first).
     pub duplicates: usize,
+    /// Produced records never processed (each is also one of the `errors`).
+    pub lost: usize,
 }
 
 impl ValidationReport {
@@ -172,6 +169,7 @@ pub fn validate(
 
     for record in produced {
         if !first_processed.contains_key(&record.data) {
+            report.lost += 1;
             report.errors.push(format!(
                 "record {:?} (partition key {}) was never processed",
                 String::from_utf8_lossy(&record.data),

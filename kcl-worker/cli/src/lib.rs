@@ -1,13 +1,13 @@
-//! The logic of the `kcl` command-line tool; `src/bin/kcl.rs` only parses arguments and calls
-//! [`run`].
+//! The logic of the `kcl` command-line tool; `src/main.rs` only parses arguments and calls
+//! [`run`]. Built on the kcl-worker library (features `embedded` and `testing`).
 //!
 //! - [`args`]: the command line (clap).
 //! - [`worker`]: `kcl worker`, one worker process over HTTP and a SQLite lease file.
 //! - [`processors`]: the processors behind `--sink` and `--exec`.
 //! - [`sink`]: the JSON-lines record sink and its reader.
 //! - [`multilang`]: the MultiLangDaemon protocol of `--exec`.
-//! - [`produce`]: PutRecords batching and retries (`kcl produce`, the demo's producer).
-//! - [`control`]: `kcl stream ...`, the control plane over HTTP.
+//! - [`control`]: `kcl stream ...`, the control plane over HTTP, and `kcl produce` (on
+//!   [`kcl_worker::producer`]).
 //! - [`leases`]: `kcl leases` and `kcl status`.
 //! - [`demo`]: `kcl demo`, a whole fleet in one process.
 
@@ -18,7 +18,6 @@ pub mod kinesis_json;
 pub mod leases;
 pub mod multilang;
 pub mod processors;
-pub mod produce;
 pub mod sink;
 pub mod worker;
 
@@ -31,13 +30,14 @@ use std::time::Duration;
 
 /// Runs a parsed command line; the exit code reports success or failure to the shell.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let endpoint = &cli.endpoint;
     match cli.command {
-        Command::Worker(args) => worker::run_worker(args).await,
+        Command::Worker(args) => worker::run_worker(args, endpoint).await,
         Command::Demo(args) => run_demo_command(args).await,
-        Command::Produce(args) => control::run_produce(args).await,
-        Command::Stream(args) => control::run_stream(args).await,
+        Command::Produce(args) => control::run_produce(args, endpoint).await,
+        Command::Stream(args) => control::run_stream(args, endpoint).await,
         Command::Leases(args) => run_leases(args).await,
-        Command::Status(args) => run_status(args).await,
+        Command::Status(args) => run_status(args, endpoint).await,
     }
 }
 
@@ -77,9 +77,9 @@ async fn run_leases(args: LeasesArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+async fn run_status(args: StatusArgs, endpoint: &args::EndpointArgs) -> anyhow::Result<ExitCode> {
     let store = open_existing_lease_file(&args.leases).await?;
-    let client = worker::http_client(&args.endpoint)?;
+    let client = worker::http_client(endpoint)?;
     let mut leases = store.list_leases().await?;
     leases.sort_by(|a, b| a.lease_key.cmp(&b.lease_key));
     let mut rows = leases::lease_rows(&leases);

@@ -1,12 +1,38 @@
-//! `kcl produce` and the demo's producer: PutRecords batching (≤ 500 records, ≤ 5 MiB per
-//! request), optional rate pacing, and retries of failed records with exponential backoff.
+//! A batching producer: `PutRecords` requests of at most 500 records and 5 MiB, optional rate
+//! pacing, and retries (exponential backoff with jitter, by `backon`) of the records a request
+//! rejected and of requests that failed transiently.
 //!
-//! The producer writes through a [`PutRecordsTarget`], implemented for the in-process broker
-//! and for a Kinesis HTTP endpoint, so the same batching and retry logic serves both.
+//! The producer writes through a [`PutRecordsTarget`]: [`HttpTarget`] for any Kinesis HTTP
+//! endpoint, `EmbeddedTarget` (feature `embedded`) for the in-process broker; the same
+//! batching and retry logic serves both.
+//!
+//! ```no_run
+//! use kcl_worker::client::{HttpClientConfig, HttpStreamClient};
+//! use kcl_worker::producer::{HttpTarget, ProduceEntry, Producer, ProducerConfig};
+//! use std::sync::Arc;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = HttpStreamClient::new(HttpClientConfig::new("http://127.0.0.1:4567"))?;
+//! let producer = Producer::new(
+//!     Arc::new(HttpTarget::new(client, "orders")),
+//!     ProducerConfig::default(),
+//! );
+//! let entries = (0..1_000)
+//!     .map(|i| ProduceEntry::new(format!("customer-{}", i % 10), format!("order-{i}")))
+//!     .collect();
+//! let stored = producer.put_all(entries, |_stored_now| {}).await?;
+//! println!("{} records stored", stored.len());
+//! # Ok(())
+//! # }
+//! ```
 
+use crate::client::HttpStreamClient;
 use backon::BackoffBuilder as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use kcl_core::kinesis::KinesisError;
+use kcl_core::kinesis::{KinesisError, KinesisErrorKind};
+use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +52,14 @@ pub struct ProduceEntry {
 }
 
 impl ProduceEntry {
+    /// An entry with `partition_key` and `data`.
+    pub fn new(partition_key: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        ProduceEntry {
+            partition_key: partition_key.into(),
+            data: data.into(),
+        }
+    }
+
     /// What the record counts against the request size limit (payload + partition key).
     pub fn request_size(&self) -> usize {
         self.data.len() + self.partition_key.len()
@@ -58,7 +92,7 @@ pub trait PutRecordsTarget: Send + Sync {
 
 /// A record the producer got stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducedRecord {
+pub struct StoredRecord {
     /// The record as given.
     pub entry: ProduceEntry,
     /// The shard it went to.
@@ -68,11 +102,14 @@ pub struct ProducedRecord {
 }
 
 /// Why producing stopped.
+///
+/// Each message is complete (it includes the service's error) and the error has no `source()`,
+/// so error chains (`anyhow`'s `{:#}`) print the service's message once.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
-    /// A request failed with a non-retryable error, or retries were exhausted.
-    #[error("PutRecords failed: {0}")]
-    Request(#[from] KinesisError),
+    /// A request failed with a non-retryable error.
+    #[error("the PutRecords request failed: {0}")]
+    Request(KinesisError),
     /// Some records were still rejected after every retry.
     #[error(
         "{failed} records were still rejected after {attempts} attempts (last error {last_error})"
@@ -85,6 +122,12 @@ pub enum ProduceError {
         /// The last per-record error code.
         last_error: String,
     },
+}
+
+impl From<KinesisError> for ProduceError {
+    fn from(error: KinesisError) -> Self {
+        ProduceError::Request(error)
+    }
 }
 
 /// Takes the next request's worth of entries from the front of `pending`: at most
@@ -171,7 +214,7 @@ impl Producer {
         &self,
         entries: Vec<ProduceEntry>,
         mut on_stored: impl FnMut(usize) + Send,
-    ) -> Result<Vec<ProducedRecord>, ProduceError> {
+    ) -> Result<Vec<StoredRecord>, ProduceError> {
         let started = tokio::time::Instant::now();
         let mut pending: VecDeque<ProduceEntry> = entries.into();
         let mut stored = Vec::with_capacity(pending.len());
@@ -193,7 +236,7 @@ impl Producer {
     pub async fn put_batch(
         &self,
         batch: Vec<ProduceEntry>,
-    ) -> Result<Vec<ProducedRecord>, ProduceError> {
+    ) -> Result<Vec<StoredRecord>, ProduceError> {
         let mut backoff = self.config.backoff();
         let mut remaining = batch;
         let mut stored = Vec::with_capacity(remaining.len());
@@ -210,7 +253,7 @@ impl Producer {
                             PutOutcome::Accepted {
                                 shard_id,
                                 sequence_number,
-                            } => stored.push(ProducedRecord {
+                            } => stored.push(StoredRecord {
                                 entry,
                                 shard_id,
                                 sequence_number,
@@ -247,13 +290,92 @@ impl Producer {
     }
 }
 
+/// Puts into a stream over the Kinesis JSON protocol (signed and retried by the
+/// [`HttpStreamClient`]).
+#[derive(Debug, Clone)]
+pub struct HttpTarget {
+    client: HttpStreamClient,
+    stream_name: String,
+}
+
+impl HttpTarget {
+    /// A target writing to `stream_name` through `client`.
+    pub fn new(client: HttpStreamClient, stream_name: impl Into<String>) -> Self {
+        HttpTarget {
+            client,
+            stream_name: stream_name.into(),
+        }
+    }
+}
+
+fn malformed(operation: &str, what: &str) -> KinesisError {
+    KinesisError::new(
+        KinesisErrorKind::Other,
+        format!("unreadable {operation} response: {what}"),
+    )
+}
+
+/// Decodes the `Records` of a `PutRecords` answer, one outcome per request entry.
+pub fn put_outcomes(answer: &Value, expected: usize) -> Result<Vec<PutOutcome>, KinesisError> {
+    let records = answer
+        .get("Records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("PutRecords", "no Records array"))?;
+    if records.len() != expected {
+        return Err(malformed(
+            "PutRecords",
+            &format!("{} results for {expected} records", records.len()),
+        ));
+    }
+    Ok(records
+        .iter()
+        .map(|record| {
+            let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::to_owned);
+            match (text("ErrorCode"), text("ShardId"), text("SequenceNumber")) {
+                (None, Some(shard_id), Some(sequence_number)) => PutOutcome::Accepted {
+                    shard_id,
+                    sequence_number,
+                },
+                (error_code, _, _) => PutOutcome::Failed {
+                    error_code: error_code.unwrap_or_else(|| "InternalFailure".to_owned()),
+                },
+            }
+        })
+        .collect())
+}
+
+#[async_trait::async_trait]
+impl PutRecordsTarget for HttpTarget {
+    async fn put_records(&self, entries: &[ProduceEntry]) -> Result<Vec<PutOutcome>, KinesisError> {
+        let records: Vec<Value> = entries
+            .iter()
+            .map(|entry| {
+                json!({
+                    "Data": BASE64.encode(&entry.data),
+                    "PartitionKey": entry.partition_key,
+                })
+            })
+            .collect();
+        let answer = self
+            .client
+            .call_json(
+                "PutRecords",
+                json!({"StreamName": self.stream_name, "Records": records}),
+            )
+            .await?;
+        put_outcomes(&answer, entries.len())
+    }
+}
+
 /// Puts into a stream of an in-process [`broker::engine::Broker`].
+#[cfg(feature = "embedded")]
 #[derive(Debug, Clone)]
 pub struct EmbeddedTarget {
     broker: broker::engine::Broker,
     stream_name: String,
 }
 
+#[cfg(feature = "embedded")]
 impl EmbeddedTarget {
     /// A target writing to `stream_name` of `broker`.
     pub fn new(broker: broker::engine::Broker, stream_name: impl Into<String>) -> Self {
@@ -264,6 +386,7 @@ impl EmbeddedTarget {
     }
 }
 
+#[cfg(feature = "embedded")]
 #[async_trait::async_trait]
 impl PutRecordsTarget for EmbeddedTarget {
     async fn put_records(&self, entries: &[ProduceEntry]) -> Result<Vec<PutOutcome>, KinesisError> {
@@ -298,7 +421,7 @@ impl PutRecordsTarget for EmbeddedTarget {
     }
 }
 
-/// The payload of the `index`-th generated record: its index, zero-padded, then filler up to
+/// Synthetic records for demos and load tests: the payload of the `index`-th generated record: its index, zero-padded, then filler up to
 /// `size` bytes (at least the index is always kept, so every generated record is unique).
 pub fn generated_payload(index: u64, size: usize) -> Bytes {
     let mut payload = format!("{index:012}").into_bytes();
@@ -328,6 +451,32 @@ mod tests {
             partition_key: "k".into(),
             data: Bytes::from(vec![0u8; size]),
         }
+    }
+
+    #[test]
+    fn put_records_answers_decode_per_entry() {
+        let answer = json!({"FailedRecordCount": 1, "Records": [
+            {"SequenceNumber": "495903382714902566085596925383615710959215759891365", "ShardId": "shardId-000000000001"},
+            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"},
+        ]});
+        let outcomes = put_outcomes(&answer, 2).expect("decodes");
+        assert_eq!(
+            outcomes,
+            vec![
+                PutOutcome::Accepted {
+                    shard_id: "shardId-000000000001".into(),
+                    sequence_number: "495903382714902566085596925383615710959215759891365".into(),
+                },
+                PutOutcome::Failed {
+                    error_code: "ProvisionedThroughputExceededException".into(),
+                },
+            ]
+        );
+        assert!(
+            put_outcomes(&answer, 3).is_err(),
+            "a count mismatch is an error"
+        );
+        assert!(put_outcomes(&json!({}), 0).is_err());
     }
 
     #[test]
@@ -454,6 +603,17 @@ mod tests {
             .await
             .expect_err("fails");
         assert!(matches!(error, ProduceError::Request(_)), "{error}");
+        // An error chain (what `anyhow`'s `{:#}` prints) says the service's message once.
+        let chain: Vec<String> =
+            std::iter::successors(Some(&error as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+        let printed = chain.join(": ");
+        assert_eq!(
+            printed,
+            "the PutRecords request failed: ResourceNotFoundException: \
+             Stream s under account 000000000000 not found."
+        );
     }
 
     #[test]

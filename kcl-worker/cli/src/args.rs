@@ -13,6 +13,11 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Where the Kinesis endpoint is (accepted before or after any subcommand; `demo` and
+    /// `leases` do not use it).
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -37,14 +42,20 @@ pub enum Command {
     Status(StatusArgs),
 }
 
-/// Where a Kinesis-compatible endpoint is and how to sign requests to it.
+/// Where a Kinesis-compatible endpoint is and how to sign requests to it. Global flags: they
+/// may follow any subcommand (`kcl stream create t --endpoint URL`).
 #[derive(Debug, Clone, Args)]
 pub struct EndpointArgs {
     /// The Kinesis endpoint, e.g. http://127.0.0.1:4567 for a local `kinesis-broker`.
-    #[arg(long, env = "KCL_ENDPOINT", default_value = "http://127.0.0.1:4567")]
+    #[arg(
+        long,
+        env = "KCL_ENDPOINT",
+        default_value = "http://127.0.0.1:4567",
+        global = true
+    )]
     pub endpoint: String,
     /// The AWS region used for request signing.
-    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
     pub region: String,
 }
 
@@ -74,9 +85,6 @@ pub struct DemoArgs {
 /// Arguments of `kcl worker`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// The endpoint to read the stream from.
-    #[command(flatten)]
-    pub endpoint: EndpointArgs,
     /// The stream to consume.
     #[arg(long)]
     pub stream: String,
@@ -122,9 +130,6 @@ pub struct WorkerArgs {
 /// Arguments of `kcl produce`.
 #[derive(Debug, Clone, Args)]
 pub struct ProduceArgs {
-    /// The endpoint to write to.
-    #[command(flatten)]
-    pub endpoint: EndpointArgs,
     /// The stream to write to.
     #[arg(long)]
     pub stream: String,
@@ -155,9 +160,6 @@ pub struct ProduceArgs {
 /// Arguments of `kcl stream`.
 #[derive(Debug, Clone, Args)]
 pub struct StreamArgs {
-    /// The endpoint to manage.
-    #[command(flatten)]
-    pub endpoint: EndpointArgs,
     /// The stream operation.
     #[command(subcommand)]
     pub command: StreamCommand,
@@ -238,9 +240,6 @@ pub struct StatusArgs {
     /// The lease table to show.
     #[command(flatten)]
     pub leases: LeasesArgs,
-    /// The endpoint to read shard lag from.
-    #[command(flatten)]
-    pub endpoint: EndpointArgs,
     /// The stream the application consumes.
     #[arg(long)]
     pub stream: String,
@@ -363,6 +362,70 @@ mod tests {
         );
         for bad in ["jsonl:", "file:/x", ""] {
             assert!(bad.parse::<SinkSpec>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connection_flags_are_accepted_after_any_subcommand() {
+        let cases: [&[&str]; 6] = [
+            &[
+                "kcl",
+                "stream",
+                "create",
+                "t",
+                "--shards",
+                "2",
+                "--endpoint",
+                "http://h:1",
+            ],
+            &["kcl", "stream", "--endpoint", "http://h:1", "list"],
+            &["kcl", "--endpoint", "http://h:1", "stream", "describe", "t"],
+            &[
+                "kcl",
+                "produce",
+                "--stream",
+                "t",
+                "--endpoint",
+                "http://h:1",
+            ],
+            &[
+                "kcl",
+                "status",
+                "--lease-db",
+                "l.db",
+                "--application",
+                "a",
+                "--stream",
+                "t",
+                "--endpoint",
+                "http://h:1",
+            ],
+            &[
+                "kcl",
+                "worker",
+                "--stream",
+                "s",
+                "--application",
+                "a",
+                "--lease-db",
+                "l.db",
+                "--sink",
+                "stdout",
+                "--endpoint",
+                "http://h:1",
+            ],
+        ];
+        for case in cases {
+            let cli =
+                Cli::try_parse_from(case.iter().copied().chain(["--region", "eu-west-1", "-v"]))
+                    .unwrap_or_else(|error| panic!("{case:?}: {error}"));
+            assert_eq!(cli.endpoint.endpoint, "http://h:1", "{case:?}");
+            assert_eq!(cli.endpoint.region, "eu-west-1", "{case:?}");
+            assert_eq!(cli.verbose, 1, "{case:?}");
+        }
+        let defaulted = Cli::try_parse_from(["kcl", "stream", "list"]).expect("parses");
+        if std::env::var_os("KCL_ENDPOINT").is_none() {
+            assert_eq!(defaulted.endpoint.endpoint, "http://127.0.0.1:4567");
         }
     }
 

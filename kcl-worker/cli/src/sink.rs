@@ -19,39 +19,46 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Why a sink could not be opened, written or read.
+/// Why a sink could not be opened, written or read. Messages include the I/O error (there is no
+/// `source()`), so logs and error chains say it once.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The sink file could not be opened or prepared.
-    #[error("cannot open sink file {path}: {source}")]
+    #[error("cannot open sink file {path}: {error}")]
     Open {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Writing, flushing or syncing failed; the batch must not be checkpointed.
-    #[error("cannot write to sink {target}: {source}")]
+    #[error("cannot write to sink {target}: {error}")]
     Write {
         /// The file path or `stdout`.
         target: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A record could not be encoded.
     #[error("cannot encode a sink record: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
     /// The blocking writer task failed (panicked or was cancelled).
     #[error("sink writer task failed: {0}")]
     Task(String),
     /// Reading a sink file back failed.
-    #[error("cannot read sink file {path}: {source}")]
+    #[error("cannot read sink file {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<serde_json::Error> for SinkError {
+    fn from(error: serde_json::Error) -> Self {
+        SinkError::Encode(error)
+    }
 }
 
 /// One processed record as a sink writes it.
@@ -177,9 +184,9 @@ impl JsonlSink {
     /// A sink appending to `path` (created if missing). If a previous writer was killed in the
     /// middle of a line, a newline is added first so that the torn line stays on its own.
     pub fn open_file(path: &Path) -> Result<Self, SinkError> {
-        let open_error = |source| SinkError::Open {
+        let open_error = |error| SinkError::Open {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut file = OpenOptions::new()
             .create(true)
@@ -238,9 +245,9 @@ fn write_blocking(target: &SinkTarget, records: &[SinkRecord]) -> Result<(), Sin
     let lines = encode_lines(records)?;
     match target {
         SinkTarget::File { path, file } => {
-            let write_error = |source| SinkError::Write {
+            let write_error = |error| SinkError::Write {
                 target: path.display().to_string(),
-                source,
+                error,
             };
             // A poisoned lock only means another writer panicked mid-batch; the file itself is
             // still an append-only file, so keep using it.
@@ -250,9 +257,9 @@ fn write_blocking(target: &SinkTarget, records: &[SinkRecord]) -> Result<(), Sin
             file.sync_data().map_err(write_error)
         }
         SinkTarget::Stdout => {
-            let write_error = |source| SinkError::Write {
+            let write_error = |error| SinkError::Write {
                 target: "stdout".to_owned(),
-                source,
+                error,
             };
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&lines).map_err(write_error)?;
@@ -278,10 +285,10 @@ pub fn read_jsonl(path: &Path) -> Result<JsonlContents, SinkError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Ok(JsonlContents::default());
         }
-        Err(source) => {
+        Err(error) => {
             return Err(SinkError::Read {
                 path: path.to_owned(),
-                source,
+                error,
             });
         }
     };

@@ -1,21 +1,21 @@
 //! The record processors of `kcl worker`: [`SinkProcessor`] (`--sink`) and
 //! [`MultiLangProcessor`] (`--exec`), with their factories.
 
-use super::multilang::{
+use crate::multilang::{
     CheckpointOutcome, CheckpointRequests, ChildCommand, ChildProcess, DaemonMessage,
     MultiLangError, ProtocolRecord, RefuseCheckpoints,
 };
-use super::sink::{JsonlSink, SinkAcquisition, SinkRecord};
-use crate::checkpointer::{CheckpointError, RecordCheckpointer};
-use crate::processor::{
-    InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
-    ShardRecordProcessorFactory,
-};
+use crate::sink::{JsonlSink, SinkAcquisition, SinkRecord};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kcl_core::kinesis::{SequenceNumber, ShardId};
 use kcl_core::lease::ExtendedSequenceNumber;
 use kcl_core::lease_store::LeaseStoreError;
+use kcl_worker::checkpointer::{CheckpointError, RecordCheckpointer};
+use kcl_worker::processor::{
+    InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
+    ShardRecordProcessorFactory,
+};
 use std::sync::Arc;
 use std::time::Duration;
 

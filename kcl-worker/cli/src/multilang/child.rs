@@ -12,32 +12,33 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-/// Why talking to a record-processor child failed.
+/// Why talking to a record-processor child failed. Messages include the underlying error (there is
+/// no `source()`), so logs and error chains say it once.
 #[derive(Debug, thiserror::Error)]
 pub enum MultiLangError {
     /// The command could not be started.
-    #[error("cannot start record processor {command:?}: {source}")]
+    #[error("cannot start record processor {command:?}: {error}")]
     Spawn {
         /// The command line.
         command: String,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Writing to the child's stdin failed (it probably exited).
-    #[error("cannot write {action} to the record processor: {source}")]
+    #[error("cannot write {action} to the record processor: {error}")]
     Write {
         /// The action being sent.
         action: &'static str,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Reading the child's stdout failed.
-    #[error("cannot read the record processor's output during {action}: {source}")]
+    #[error("cannot read the record processor's output during {action}: {error}")]
     Read {
         /// The action being handled.
         action: &'static str,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The child closed its stdout (exited) before answering.
     #[error("record processor exited during {action} ({status})")]
@@ -65,7 +66,13 @@ pub enum MultiLangError {
     },
     /// A message could not be encoded.
     #[error("cannot encode a protocol message: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
+}
+
+impl From<serde_json::Error> for MultiLangError {
+    fn from(error: serde_json::Error) -> Self {
+        MultiLangError::Encode(error)
+    }
 }
 
 /// The daemon's answer to a checkpoint request.
@@ -148,9 +155,9 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Starts the child for `shard_id`. It is killed if this handle is dropped.
     pub fn spawn(command: &ChildCommand, shard_id: &str) -> Result<Self, MultiLangError> {
-        let spawn_error = |source| MultiLangError::Spawn {
+        let spawn_error = |error| MultiLangError::Spawn {
             command: command.command.clone(),
-            source,
+            error,
         };
         let mut child = Command::new("sh")
             .arg("-c")
@@ -208,7 +215,7 @@ impl ChildProcess {
             let line = match self.stdout.next_line().await {
                 Ok(Some(line)) => line,
                 Ok(None) => return Err(self.exited(action).await),
-                Err(source) => return Err(MultiLangError::Read { action, source }),
+                Err(error) => return Err(MultiLangError::Read { action, error }),
             };
             match parse_child_line(&line) {
                 ChildLine::Blank => {}
@@ -257,10 +264,10 @@ impl ChildProcess {
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(MultiLangError::Write {
                 action,
-                source: std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"),
+                error: std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed"),
             });
         };
-        let write_error = |source| MultiLangError::Write { action, source };
+        let write_error = |error| MultiLangError::Write { action, error };
         stdin.write_all(&line).await.map_err(write_error)?;
         stdin.flush().await.map_err(write_error)
     }
@@ -292,8 +299,8 @@ impl ChildProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::multilang::messages::ProtocolRecord;
-    use crate::cli::sink::read_jsonl;
+    use crate::multilang::messages::ProtocolRecord;
+    use crate::sink::read_jsonl;
     use std::path::PathBuf;
 
     /// Answers every checkpoint request with success and remembers it.
@@ -321,7 +328,8 @@ mod tests {
     }
 
     fn fixture() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/multilang_processor.py")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/multilang_processor.py")
     }
 
     fn python_available() -> bool {

@@ -11,24 +11,23 @@
 //!
 //! A live view (shard → owner, checkpoint, lag) is printed every second unless `quiet`.
 
-use super::leases::{checkpoint_lag, lease_rows};
-use super::produce::{EmbeddedTarget, Producer, ProducerConfig, generated_entry};
-use crate::checkpointer::RecordCheckpointer;
-use crate::config::SchedulerConfig;
-use crate::processor::{
-    InitializationInput, ProcessRecordsInput, ProcessorError, ShardRecordProcessor,
-    ShardRecordProcessorFactory,
-};
-use crate::retrieval::{PollingConfig, RetrievalMode};
-use crate::scheduler::{Scheduler, SchedulerHandle};
+use crate::leases::{checkpoint_lag, lease_rows};
 use anyhow::Context;
 use broker::engine::{Broker, BrokerConfig, CreateStreamInput, SplitShardInput, StreamRef};
 use bytes::Bytes;
 use kcl_core::config::LeaseConfig;
-use kcl_core::kinesis::{SequenceNumber, ShardFilter, ShardId};
+use kcl_core::kinesis::{ShardFilter, ShardId};
 use kcl_core::lease_store::LeaseStore;
 use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
 use kcl_core::stream_client::StreamClient;
+use kcl_worker::config::SchedulerConfig;
+use kcl_worker::producer::{EmbeddedTarget, Producer, ProducerConfig, generated_entry};
+use kcl_worker::retrieval::{PollingConfig, RetrievalMode};
+use kcl_worker::scheduler::{Scheduler, SchedulerHandle};
+use kcl_worker::testing::{
+    Observation, ObservationKind, ObservationLog, ProducedRecord, RecordingProcessorFactory,
+    ValidationReport, ValidationRules, validate,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -78,8 +77,9 @@ pub struct DemoVerdict {
     pub duplicates: usize,
     /// Produced records never processed.
     pub lost: usize,
-    /// Records processed within one worker's run of a shard out of sequence order.
-    pub order_violations: usize,
+    /// The testing toolkit's validation of everything the processors observed: per-shard and
+    /// per-key order, children only after their parents, no stale checkpoint, nothing lost.
+    pub validation: ValidationReport,
     /// The crashed worker and the shards it held.
     pub crashed: Option<(String, Vec<ShardId>)>,
     /// Crash → first record processed by a new owner, for the first and the last of the crashed
@@ -87,16 +87,15 @@ pub struct DemoVerdict {
     pub failover: Option<(Duration, Duration)>,
     /// The split shard and its children.
     pub split: Option<(ShardId, Vec<ShardId>)>,
-    /// Whether a child shard was processed before its parent was finished.
-    pub child_before_parent: bool,
     /// How long the graceful shutdown of the remaining workers took.
     pub graceful_shutdown: Duration,
 }
 
 impl DemoVerdict {
-    /// Whether nothing was lost, nothing processed out of order, no child ran before its parent.
+    /// Whether nothing was lost and the validation found no violation (nothing out of order,
+    /// no child before its parent, no stale checkpoint).
     pub fn is_success(&self) -> bool {
-        self.lost == 0 && self.order_violations == 0 && !self.child_before_parent
+        self.lost == 0 && self.validation.is_ok()
     }
 
     /// The verdict as text.
@@ -113,7 +112,19 @@ impl DemoVerdict {
             self.duplicates
         ));
         text.push_str(&format!("lost               {}\n", self.lost));
-        text.push_str(&format!("order violations   {}\n", self.order_violations));
+        let violations = self.validation.errors.len() - self.validation.lost;
+        text.push_str(&format!(
+            "violations         {violations} (order per shard and per key, children after parents, stale checkpoints)\n"
+        ));
+        for error in self
+            .validation
+            .errors
+            .iter()
+            .filter(|error| !error.ends_with("was never processed"))
+            .take(5)
+        {
+            text.push_str(&format!("                   {error}\n"));
+        }
         if let Some((worker, shards)) = &self.crashed {
             let names: Vec<_> = shards.iter().map(ShardId::to_string).collect();
             text.push_str(&format!(
@@ -132,9 +143,8 @@ impl DemoVerdict {
         if let Some((parent, children)) = &self.split {
             let names: Vec<_> = children.iter().map(ShardId::to_string).collect();
             text.push_str(&format!(
-                "split              {parent} -> [{}]; children started only after the parent finished: {}\n",
-                names.join(", "),
-                if self.child_before_parent { "NO" } else { "yes" }
+                "split              {parent} -> [{}]\n",
+                names.join(", ")
             ));
         }
         text.push_str(&format!(
@@ -150,97 +160,16 @@ impl DemoVerdict {
     }
 }
 
-/// One record a demo processor saw.
-#[derive(Debug, Clone)]
-struct Observation {
-    worker_id: Arc<str>,
-    shard_id: ShardId,
-    sequence_number: SequenceNumber,
-    data: Bytes,
-    at: Instant,
-}
-
-type ObservationLog = Arc<Mutex<Vec<Observation>>>;
-
-fn lock(log: &ObservationLog) -> std::sync::MutexGuard<'_, Vec<Observation>> {
-    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Records every batch in memory, then checkpoints it.
-struct RecordingProcessor {
-    worker_id: Arc<str>,
-    shard_id: ShardId,
-    log: ObservationLog,
-}
-
-async fn checkpoint_quietly(checkpointer: &RecordCheckpointer) {
-    if let Err(error) = checkpointer.checkpoint().await {
-        tracing::debug!(%error, "demo checkpoint refused");
-    }
-}
-
-#[async_trait::async_trait]
-impl ShardRecordProcessor for RecordingProcessor {
-    async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
-        self.shard_id = input.shard_id;
-        Ok(())
-    }
-
-    async fn process_records(&mut self, input: ProcessRecordsInput) -> Result<(), ProcessorError> {
-        let at = Instant::now();
-        {
-            let mut log = lock(&self.log);
-            log.extend(input.records.iter().map(|record| Observation {
-                worker_id: self.worker_id.clone(),
-                shard_id: self.shard_id.clone(),
-                sequence_number: record.sequence_number,
-                data: record.data.clone(),
-                at,
-            }));
-        }
-        checkpoint_quietly(&input.checkpointer).await;
-        Ok(())
-    }
-
-    async fn lease_lost(&mut self) -> Result<(), ProcessorError> {
-        Ok(())
-    }
-
-    async fn shard_ended(
-        &mut self,
-        checkpointer: RecordCheckpointer,
-    ) -> Result<(), ProcessorError> {
-        checkpointer.checkpoint().await?;
-        Ok(())
-    }
-
-    async fn shutdown_requested(
-        &mut self,
-        checkpointer: RecordCheckpointer,
-    ) -> Result<(), ProcessorError> {
-        checkpoint_quietly(&checkpointer).await;
-        Ok(())
-    }
-}
-
-struct RecordingFactory {
-    worker_id: Arc<str>,
-    log: ObservationLog,
-}
-
-impl ShardRecordProcessorFactory for RecordingFactory {
-    fn create_processor(&self, shard_id: &ShardId) -> Box<dyn ShardRecordProcessor> {
-        Box::new(RecordingProcessor {
-            worker_id: self.worker_id.clone(),
-            shard_id: shard_id.clone(),
-            log: self.log.clone(),
-        })
-    }
+/// The first time each shard's records were processed, by observation.
+fn processed(log: &[(Instant, Observation)]) -> impl Iterator<Item = (Instant, &Observation)> {
+    log.iter().filter_map(|(at, observation)| {
+        matches!(observation.kind, ObservationKind::Processed { .. }).then_some((*at, observation))
+    })
 }
 
 struct DemoWorker {
     handle: SchedulerHandle,
-    task: JoinHandle<Result<(), crate::WorkerError>>,
+    task: JoinHandle<Result<(), kcl_worker::WorkerError>>,
 }
 
 const APPLICATION: &str = "kcl-demo";
@@ -253,7 +182,7 @@ struct Demo {
     client: Arc<dyn StreamClient>,
     store: Arc<dyn LeaseStore>,
     log: ObservationLog,
-    produced: Arc<Mutex<Vec<Bytes>>>,
+    produced: Arc<Mutex<Vec<ProducedRecord>>>,
 }
 
 impl Demo {
@@ -280,9 +209,12 @@ impl Demo {
         });
         config.parent_shard_poll_interval = Duration::from_millis(200);
         config.metrics_interval = None;
-        let factory = RecordingFactory {
-            worker_id: worker_id.as_str().into(),
+        let factory = RecordingProcessorFactory {
             log: self.log.clone(),
+            worker_id: worker_id.clone(),
+            checkpoint_every: 1,
+            faults: Vec::new(),
+            hold: None,
         };
         let scheduler = Scheduler::new(config, factory)?;
         let handle = scheduler.handle();
@@ -313,7 +245,7 @@ impl Demo {
                 let mut produced = produced
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                produced.extend(stored.into_iter().map(|record| record.entry.data));
+                produced.extend(stored.into_iter().map(|record| record.entry));
             }
             Ok(())
         })
@@ -334,7 +266,7 @@ impl Demo {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len();
-        let processed = lock(&self.log).len();
+        let processed = self.log.inspect(|log| processed(log).count());
         self.say(&format!("produced {produced}, processed {processed}"));
         for row in rows {
             let checkpoint = if row.checkpoint.len() > 14 {
@@ -395,41 +327,21 @@ impl Demo {
 
 /// The first time a worker other than `crashed` processed each of `shards` after `since`.
 fn resumption_times(
-    log: &[Observation],
+    log: &[(Instant, Observation)],
     crashed: &str,
     shards: &[ShardId],
     since: Instant,
 ) -> HashMap<ShardId, Instant> {
     let mut resumed = HashMap::new();
-    for observation in log {
-        let counts = observation.at >= since
-            && &*observation.worker_id != crashed
+    for (at, observation) in processed(log) {
+        let counts = at >= since
+            && observation.worker_id != crashed
             && shards.contains(&observation.shard_id);
         if counts {
-            resumed
-                .entry(observation.shard_id.clone())
-                .or_insert(observation.at);
+            resumed.entry(observation.shard_id.clone()).or_insert(at);
         }
     }
     resumed
-}
-
-/// Records a worker processed of one shard out of order, without another worker processing
-/// that shard in between (a new owner legitimately restarts from the last checkpoint).
-fn count_order_violations(log: &[Observation]) -> usize {
-    let mut last_by_shard: HashMap<&ShardId, (&str, SequenceNumber)> = HashMap::new();
-    let mut violations = 0;
-    for observation in log {
-        let worker = &*observation.worker_id;
-        if let Some((last_worker, last_sequence)) = last_by_shard.get(&observation.shard_id)
-            && *last_worker == worker
-            && observation.sequence_number <= *last_sequence
-        {
-            violations += 1;
-        }
-        last_by_shard.insert(&observation.shard_id, (worker, observation.sequence_number));
-    }
-    violations
 }
 
 /// Runs the demo and returns its verdict (also printed).
@@ -458,7 +370,7 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         .await?,
     );
     let client: Arc<dyn StreamClient> = Arc::new(
-        crate::client::embedded::EmbeddedStreamClient::new(broker.clone()),
+        kcl_worker::client::embedded::EmbeddedStreamClient::new(broker.clone()),
     );
     let demo = Demo {
         config: config.clone(),
@@ -466,7 +378,7 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         broker,
         client,
         store,
-        log: Arc::new(Mutex::new(Vec::new())),
+        log: ObservationLog::new(),
         produced: Arc::new(Mutex::new(Vec::new())),
     };
     demo.say(&format!(
@@ -493,8 +405,13 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         "every shard to be processed",
         Duration::from_secs(60),
         |demo| {
-            let shards: HashSet<_> = lock(&demo.log).iter().map(|o| o.shard_id.clone()).collect();
-            shards.len() >= demo.config.shards as usize
+            let shards = demo.log.inspect(|log| {
+                processed(log)
+                    .map(|(_, o)| o.shard_id.clone())
+                    .collect::<HashSet<_>>()
+                    .len()
+            });
+            shards >= demo.config.shards as usize
         },
     )
     .await?;
@@ -528,13 +445,15 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
     ));
     let deadline = config.failover * 4 + Duration::from_secs(30);
     demo.wait_for("the crashed worker's shards to resume", deadline, |demo| {
-        let log = lock(&demo.log);
-        resumption_times(&log, &victim, &victim_shards, crashed_at).len() == victim_shards.len()
+        demo.log.inspect(|log| {
+            resumption_times(log, &victim, &victim_shards, crashed_at).len() == victim_shards.len()
+        })
     })
     .await?;
     let failover = {
-        let log = lock(&demo.log);
-        let resumed = resumption_times(&log, &victim, &victim_shards, crashed_at);
+        let resumed = demo
+            .log
+            .inspect(|log| resumption_times(log, &victim, &victim_shards, crashed_at));
         let first = resumed
             .values()
             .min()
@@ -562,7 +481,7 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         .first()
         .context("the stream has no open shard")?
         .clone();
-    let middle = super::control::middle_hash_key(&parent);
+    let middle = crate::control::middle_hash_key(&parent);
     demo.broker
         .split_shard(SplitShardInput {
             stream: StreamRef::name(STREAM),
@@ -588,10 +507,11 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         "the split's children to be processed",
         Duration::from_secs(60),
         |demo| {
-            let log = lock(&demo.log);
-            children
-                .iter()
-                .all(|child| log.iter().any(|observation| &observation.shard_id == child))
+            demo.log.inspect(|log| {
+                children.iter().all(|child| {
+                    processed(log).any(|(_, observation)| &observation.shard_id == child)
+                })
+            })
         },
     )
     .await?;
@@ -616,8 +536,15 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
                     .produced
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let seen: HashSet<Bytes> = lock(&demo.log).iter().map(|o| o.data.clone()).collect();
-                produced.iter().all(|data| seen.contains(data))
+                demo.log.inspect(|log| {
+                    let seen: HashSet<&Bytes> = processed(log)
+                        .filter_map(|(_, o)| match &o.kind {
+                            ObservationKind::Processed { data, .. } => Some(data),
+                            _ => None,
+                        })
+                        .collect();
+                    produced.iter().all(|record| seen.contains(&record.data))
+                })
             },
         )
         .await;
@@ -639,37 +566,44 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
     let graceful_shutdown = shutdown_started.elapsed();
     demo.say("remaining workers shut down gracefully; leases released");
 
-    let log = lock(&demo.log).clone();
+    let observations = demo.log.snapshot();
     let produced = demo
         .produced
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
-    let seen: HashSet<&Bytes> = log.iter().map(|observation| &observation.data).collect();
-    let lost = produced.iter().filter(|data| !seen.contains(data)).count();
-    let parent_last = log
+    let parents: HashMap<ShardId, Vec<ShardId>> = demo
+        .client
+        .list_shards(STREAM, None)
+        .await?
+        .into_iter()
+        .map(|shard| {
+            let parents = shard.parent_shard_ids().cloned().collect();
+            (shard.shard_id, parents)
+        })
+        .collect();
+    let validation = validate(
+        &produced,
+        &observations,
+        &parents,
+        ValidationRules {
+            allow_duplicates: true,
+        },
+    );
+    let processed_count = observations
         .iter()
-        .filter(|observation| observation.shard_id == parent.shard_id)
-        .map(|observation| observation.at)
-        .max();
-    let child_first = log
-        .iter()
-        .filter(|observation| children.contains(&observation.shard_id))
-        .map(|observation| observation.at)
-        .min();
-    let child_before_parent =
-        matches!((parent_last, child_first), (Some(parent), Some(child)) if child < parent);
+        .filter(|o| matches!(o.kind, ObservationKind::Processed { .. }))
+        .count();
     let verdict = DemoVerdict {
         produced: produced.len(),
-        processed: log.len(),
-        unique_processed: seen.len(),
-        duplicates: log.len() - seen.len(),
-        lost,
-        order_violations: count_order_violations(&log),
+        processed: processed_count,
+        unique_processed: validation.unique_processed,
+        duplicates: validation.duplicates,
+        lost: validation.lost,
+        validation,
         crashed: Some((victim, victim_shards)),
         failover,
         split: Some((parent.shard_id, children)),
-        child_before_parent,
         graceful_shutdown,
     };
     print!("{}", verdict.render());

@@ -1,8 +1,8 @@
-//! The `kcl` command-line tool: `kcl --help` lists the subcommands. The logic lives in
-//! `kcl_worker::cli`.
+//! The `kcl` command-line tool: `kcl --help` lists the subcommands. The logic lives in the
+//! `kcl` library of this package.
 
 use clap::Parser;
-use kcl_worker::cli::{self, args::Cli};
+use kcl::{self as cli, args::Cli};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

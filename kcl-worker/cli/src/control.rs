@@ -1,99 +1,18 @@
 //! `kcl stream ...` (the control plane) and `kcl produce`, over a Kinesis HTTP endpoint.
 
-use super::args::{ProduceArgs, StreamArgs, StreamCommand};
-use super::kinesis_json::KinesisJsonApi;
-use super::produce::{
-    ProduceEntry, Producer, ProducerConfig, PutOutcome, PutRecordsTarget, generated_entry,
-};
-use super::worker::{http_client, json_api};
-use crate::client::HttpStreamClient;
+use crate::args::{EndpointArgs, ProduceArgs, StreamArgs, StreamCommand};
+use crate::worker::{http_client, json_api};
 use anyhow::Context;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use kcl_core::kinesis::{KinesisError, KinesisErrorKind, Shard, ShardId};
+use kcl_core::kinesis::{Shard, ShardId};
 use kcl_core::stream_client::StreamClient;
+use kcl_worker::client::HttpStreamClient;
+use kcl_worker::producer::{HttpTarget, ProduceEntry, Producer, ProducerConfig, generated_entry};
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Puts into a stream over the Kinesis JSON protocol.
-#[derive(Debug, Clone)]
-pub struct HttpTarget {
-    api: KinesisJsonApi,
-    stream_name: String,
-}
-
-impl HttpTarget {
-    /// A target writing to `stream_name` through `api`.
-    pub fn new(api: KinesisJsonApi, stream_name: impl Into<String>) -> Self {
-        HttpTarget {
-            api,
-            stream_name: stream_name.into(),
-        }
-    }
-}
-
-fn malformed(operation: &str, what: &str) -> KinesisError {
-    KinesisError::new(
-        KinesisErrorKind::Other,
-        format!("unreadable {operation} response: {what}"),
-    )
-}
-
-/// Decodes the `Records` of a `PutRecords` answer, one outcome per request entry.
-pub fn put_outcomes(answer: &Value, expected: usize) -> Result<Vec<PutOutcome>, KinesisError> {
-    let records = answer
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("PutRecords", "no Records array"))?;
-    if records.len() != expected {
-        return Err(malformed(
-            "PutRecords",
-            &format!("{} results for {expected} records", records.len()),
-        ));
-    }
-    Ok(records
-        .iter()
-        .map(|record| {
-            let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::to_owned);
-            match (text("ErrorCode"), text("ShardId"), text("SequenceNumber")) {
-                (None, Some(shard_id), Some(sequence_number)) => PutOutcome::Accepted {
-                    shard_id,
-                    sequence_number,
-                },
-                (error_code, _, _) => PutOutcome::Failed {
-                    error_code: error_code.unwrap_or_else(|| "InternalFailure".to_owned()),
-                },
-            }
-        })
-        .collect())
-}
-
-#[async_trait::async_trait]
-impl PutRecordsTarget for HttpTarget {
-    async fn put_records(&self, entries: &[ProduceEntry]) -> Result<Vec<PutOutcome>, KinesisError> {
-        let records: Vec<Value> = entries
-            .iter()
-            .map(|entry| {
-                json!({
-                    "Data": BASE64.encode(&entry.data),
-                    "PartitionKey": entry.partition_key,
-                })
-            })
-            .collect();
-        let answer = self
-            .api
-            .call(
-                "PutRecords",
-                &json!({"StreamName": self.stream_name, "Records": records}),
-            )
-            .await?;
-        put_outcomes(&answer, entries.len())
-    }
-}
 
 /// The records `kcl produce` writes: the lines of a file (or stdin for `-`), or generated ones.
 fn produce_entries(args: &ProduceArgs) -> anyhow::Result<Vec<ProduceEntry>> {
@@ -122,12 +41,12 @@ fn produce_entries(args: &ProduceArgs) -> anyhow::Result<Vec<ProduceEntry>> {
 }
 
 /// Runs `kcl produce`.
-pub async fn run_produce(args: ProduceArgs) -> anyhow::Result<ExitCode> {
-    let api = json_api(&args.endpoint)?;
+pub async fn run_produce(args: ProduceArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
+    let api = json_api(endpoint)?;
     let entries = produce_entries(&args)?;
     let total = entries.len() as u64;
     let producer = Producer::new(
-        Arc::new(HttpTarget::new(api, args.stream.clone())),
+        Arc::new(HttpTarget::new(api.client().clone(), args.stream.clone())),
         ProducerConfig {
             batch_size: usize::from(args.batch_size),
             rate: (args.rate > 0).then_some(args.rate),
@@ -212,9 +131,9 @@ fn render_shards(shards: &[Shard]) -> String {
 }
 
 /// Runs `kcl stream ...`.
-pub async fn run_stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
-    let client = http_client(&args.endpoint)?;
-    let api = json_api(&args.endpoint)?;
+pub async fn run_stream(args: StreamArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
+    let client = http_client(endpoint)?;
+    let api = json_api(endpoint)?;
     match args.command {
         StreamCommand::Create { name, shards } => {
             api.call(
@@ -330,32 +249,6 @@ pub async fn run_stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
     use kcl_core::kinesis::{HashKeyRange, SequenceNumber, SequenceNumberRange};
-
-    #[test]
-    fn put_records_answers_decode_per_entry() {
-        let answer = json!({"FailedRecordCount": 1, "Records": [
-            {"SequenceNumber": "495903382714902566085596925383615710959215759891365", "ShardId": "shardId-000000000001"},
-            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"},
-        ]});
-        let outcomes = put_outcomes(&answer, 2).expect("decodes");
-        assert_eq!(
-            outcomes,
-            vec![
-                PutOutcome::Accepted {
-                    shard_id: "shardId-000000000001".into(),
-                    sequence_number: "495903382714902566085596925383615710959215759891365".into(),
-                },
-                PutOutcome::Failed {
-                    error_code: "ProvisionedThroughputExceededException".into(),
-                },
-            ]
-        );
-        assert!(
-            put_outcomes(&answer, 3).is_err(),
-            "a count mismatch is an error"
-        );
-        assert!(put_outcomes(&json!({}), 0).is_err());
-    }
 
     #[test]
     fn the_middle_split_key_lies_inside_the_range() {

@@ -5,8 +5,8 @@
 //! A thin face over [`HttpStreamClient::call_json`], so the CLI signs (SigV4) and retries
 //! (`backon`) exactly as the worker's stream client does.
 
-use crate::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
 use kcl_core::kinesis::{KinesisError, KinesisErrorKind};
+use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
 use serde_json::Value;
 
 /// Calls Kinesis JSON-protocol operations on one endpoint.
@@ -29,6 +29,11 @@ impl KinesisJsonApi {
             KinesisError::new(KinesisErrorKind::InvalidArgument, error.to_string())
         })?;
         Ok(KinesisJsonApi { client })
+    }
+
+    /// The underlying client (e.g. for a [`kcl_worker::producer::HttpTarget`]).
+    pub fn client(&self) -> &HttpStreamClient {
+        &self.client
     }
 
     /// Calls `operation` (e.g. `"PutRecords"`) with `body` and returns the decoded answer.

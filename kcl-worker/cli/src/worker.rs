@@ -2,20 +2,20 @@
 //! SIGTERM or SIGINT shuts it down gracefully (processors get `shutdown_requested`, leases are
 //! released); a second signal exits at once.
 
-use super::args::{EndpointArgs, InitialPositionArg, RetrievalArg, SinkSpec, WorkerArgs};
-use super::kinesis_json::KinesisJsonApi;
-use super::processors::{MultiLangProcessorFactory, SinkProcessorFactory};
-use super::sink::JsonlSink;
-use crate::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
-use crate::config::SchedulerConfig;
-use crate::processor::ShardRecordProcessorFactory;
-use crate::retrieval::{FanOutConfig, PollingConfig, RetrievalMode};
-use crate::scheduler::Scheduler;
+use crate::args::{EndpointArgs, InitialPositionArg, RetrievalArg, SinkSpec, WorkerArgs};
+use crate::kinesis_json::KinesisJsonApi;
+use crate::processors::{MultiLangProcessorFactory, SinkProcessorFactory};
+use crate::sink::JsonlSink;
 use anyhow::Context;
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::EpochMillis;
 use kcl_core::lineage::InitialPosition;
 use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
+use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
+use kcl_worker::config::SchedulerConfig;
+use kcl_worker::processor::ShardRecordProcessorFactory;
+use kcl_worker::retrieval::{FanOutConfig, PollingConfig, RetrievalMode};
+use kcl_worker::scheduler::Scheduler;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,9 +94,9 @@ pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
 }
 
 /// Runs `kcl worker` until a signal (graceful shutdown) or a fatal error.
-pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
     let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
-    let client = http_client(&args.endpoint)?;
+    let client = http_client(endpoint)?;
     let lease = LeaseConfig::builder()
         .failover_time(Duration::from_millis(args.failover_ms))
         .build()
@@ -154,7 +154,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         worker_id = %worker_id,
         stream = %args.stream,
         application = %args.application,
-        endpoint = %args.endpoint.endpoint,
+        endpoint = %endpoint.endpoint,
         "worker starting"
     );
     let mut run = tokio::spawn(scheduler.run());
