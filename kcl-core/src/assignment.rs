@@ -31,7 +31,8 @@
 //!    workers starting together mostly try different leases first.
 //! 5. **Steals**, only when nothing is free or expired (as in the Java KCL): every worker above
 //!    its share gives up exactly its surplus: the leases it has been seen holding longest, ties
-//!    (the usual case) broken by the lowest hash of the lease key, so that everyone computing
+//!    (the usual case) broken first by the fewest owner switches since the last checkpoint (a
+//!    lease that just moved stays put) and then by the lowest hash of the lease key, so that everyone computing
 //!    the plan picks the same ones and a lease that just moved does not move again; with `steal_whole_deficit` off, at most
 //!    `max_leases_to_steal_at_one_time` per victim. The given-up leases are granted to the
 //!    workers below their share as in 4, so each steals its whole deficit in one run, no victim
@@ -451,9 +452,13 @@ fn fair_share_plan(
             .filter(|observed| observed.lease.is_owned_by(victim))
             .filter(|observed| !observed.is_expired(now, config))
             .collect();
+        // Longest held first; among leases that look equally old to this worker (a newcomer
+        // sees them all for the first time), the ones that have not changed hands since their
+        // last checkpoint, so a lease that just moved is not the one that moves again.
         theirs.sort_by_key(|observed| {
             (
                 observed.owner_seen_since,
+                observed.lease.owner_switches_since_checkpoint,
                 hash_str(key(observed)),
                 key(observed),
             )
