@@ -91,6 +91,15 @@ pub struct Scheduler {
     stopped: watch::Sender<bool>,
 }
 
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("graceful", &self.graceful)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Controls a running [`Scheduler`] from elsewhere.
 #[derive(Clone)]
 pub struct SchedulerHandle {

@@ -92,6 +92,18 @@ pub struct ProcessFleet {
     dir: Option<tempfile::TempDir>,
 }
 
+impl std::fmt::Debug for ProcessFleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessFleet")
+            .field("options", &self.options)
+            .field("broker_listen", &self.broker_listen)
+            .field("stream", &self.stream)
+            .field("application", &self.application)
+            .field("lease_db", &self.lease_db)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for ProcessFleet {
     fn drop(&mut self) {
         self.workers.clear();
@@ -1016,6 +1028,7 @@ impl ProcessFleet {
 /// Reads only what was appended to the sinks since the last poll (cheap enough to poll every
 /// few milliseconds, for timing measurements). Sinks of workers started later are followed
 /// from their beginning.
+#[derive(Debug)]
 pub struct SinkTail {
     sink_paths: Arc<Mutex<BTreeMap<String, PathBuf>>>,
     offsets: BTreeMap<String, (PathBuf, u64, Vec<u8>)>,

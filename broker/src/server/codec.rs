@@ -21,7 +21,7 @@ use std::fmt;
 
 /// The body format of a request, and so of its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireFormat {
+pub(crate) enum WireFormat {
     /// `application/x-amz-json-1.1` (also accepted: `application/json`, `x-amz-json-1.0`).
     Json,
     /// `application/x-amz-cbor-1.1` (also accepted: `application/cbor`).
@@ -31,7 +31,7 @@ pub enum WireFormat {
 impl WireFormat {
     /// The format named by a `Content-Type` header; JSON when the header is absent or unknown
     /// (the answer to a body in an unknown format is then a `SerializationException`).
-    pub fn from_content_type(content_type: Option<&str>) -> Self {
+    pub(crate) fn from_content_type(content_type: Option<&str>) -> Self {
         let Some(content_type) = content_type else {
             return WireFormat::Json;
         };
@@ -46,7 +46,7 @@ impl WireFormat {
     }
 
     /// The `Content-Type` of answers in this format.
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             WireFormat::Json => "application/x-amz-json-1.1",
             WireFormat::Cbor => "application/x-amz-cbor-1.1",
@@ -54,7 +54,7 @@ impl WireFormat {
     }
 
     /// Decodes a request body; an empty body reads as an empty object.
-    pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ServerError> {
+    pub(crate) fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, ServerError> {
         match self {
             WireFormat::Json => {
                 let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -78,7 +78,7 @@ impl WireFormat {
     }
 
     /// Encodes an answer body.
-    pub fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>, ServerError> {
+    pub(crate) fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>, ServerError> {
         match self {
             WireFormat::Json => serde_json::to_vec(value)
                 .map_err(|error| ServerError::InternalFailure(format!("encoding JSON: {error}"))),
@@ -93,7 +93,7 @@ impl WireFormat {
     }
 
     /// The body of an error answer: `{"__type": ..., "message": ...}` in this format.
-    pub fn error_body(self, error: &ServerError) -> Vec<u8> {
+    pub(crate) fn error_body(self, error: &ServerError) -> Vec<u8> {
         let body = ErrorBody {
             error_type: error.aws_type(),
             message: error.message(),
@@ -112,7 +112,7 @@ fn decode_empty_cbor<T: DeserializeOwned>() -> Result<T, ServerError> {
 
 /// The body of every error answer.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody<S = &'static str> {
+pub(crate) struct ErrorBody<S = &'static str> {
     /// The error type (`ResourceNotFoundException`, ...).
     #[serde(rename = "__type")]
     pub error_type: S,
@@ -122,7 +122,7 @@ pub struct ErrorBody<S = &'static str> {
 
 /// A blob: base64 text in JSON, a byte string in CBOR.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Blob(pub Bytes);
+pub(crate) struct Blob(pub Bytes);
 
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -165,7 +165,7 @@ impl<'de> Deserialize<'de> for Blob {
 
 /// A point in time: epoch seconds with a fraction in JSON, tag 1 + epoch milliseconds in CBOR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp(pub EpochMillis);
+pub(crate) struct Timestamp(pub EpochMillis);
 
 /// The latest timestamp accepted on input (year 9999), so conversions never overflow.
 const MAX_TIMESTAMP_MILLIS: f64 = 253_402_300_799_000.0;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 type HmacSha256 = Hmac<Sha256>;
 
 /// How far a request's `X-Amz-Date` may be from the server's clock, as AWS allows.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
+pub(crate) const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
@@ -87,7 +87,7 @@ impl AuthKeys {
 
 /// The parts of an `Authorization: AWS4-HMAC-SHA256 ...` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization<'a> {
+pub(crate) struct Authorization<'a> {
     /// The access key id of the credential.
     pub access_key_id: &'a str,
     /// `YYYYMMDD` of the credential scope.
@@ -104,7 +104,7 @@ pub struct Authorization<'a> {
 
 impl<'a> Authorization<'a> {
     /// Parses the header value, or says what is missing (`IncompleteSignatureException`).
-    pub fn parse(header: &'a str) -> Result<Self, ServerError> {
+    pub(crate) fn parse(header: &'a str) -> Result<Self, ServerError> {
         let incomplete = |what: &str| {
             ServerError::IncompleteSignature(format!(
                 "Authorization header requires '{what}' parameter. Authorization={header}"
@@ -160,7 +160,7 @@ impl<'a> Authorization<'a> {
 
 /// The region of a request's credential scope, if it is signed.
 #[cfg(test)]
-pub fn credential_region(headers: &http::HeaderMap) -> Option<String> {
+pub(crate) fn credential_region(headers: &http::HeaderMap) -> Option<String> {
     let header = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     Authorization::parse(header)
         .ok()
@@ -169,7 +169,7 @@ pub fn credential_region(headers: &http::HeaderMap) -> Option<String> {
 
 /// A request as the verifier sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct SignedRequest<'a> {
+pub(crate) struct SignedRequest<'a> {
     /// The HTTP method.
     pub method: &'a str,
     /// The request URI (path and query; authority used for `host` under HTTP/2).
@@ -182,7 +182,7 @@ pub struct SignedRequest<'a> {
 
 /// Verifies the SigV4 signature of `request` against `keys` at wall-clock time
 /// `now_epoch_secs`.
-pub fn verify(
+pub(crate) fn verify(
     request: SignedRequest<'_>,
     keys: &AuthKeys,
     now_epoch_secs: i64,
@@ -271,7 +271,7 @@ pub fn verify(
 }
 
 /// The canonical request of SigV4 for the headers named in `signed_headers`.
-pub fn canonical_request(
+pub(crate) fn canonical_request(
     request: &SignedRequest<'_>,
     signed_headers: &str,
     payload_hash: &str,
@@ -391,7 +391,7 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// The SigV4 signing key for a secret, date (`YYYYMMDD`), region and service.
-pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
+pub(crate) fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Vec<u8> {
     let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
     let k_service = hmac(&k_region, service.as_bytes());
@@ -417,7 +417,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ` into epoch seconds.
-pub fn parse_amz_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_amz_date(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
         return None;
@@ -441,7 +441,7 @@ pub fn parse_amz_date(text: &str) -> Option<i64> {
 }
 
 /// Formats epoch seconds as `YYYYMMDDTHHMMSSZ`.
-pub fn format_amz_date(epoch_secs: i64) -> String {
+pub(crate) fn format_amz_date(epoch_secs: i64) -> String {
     let days = epoch_secs.div_euclid(86_400);
     let secs_of_day = epoch_secs.rem_euclid(86_400);
     let (year, month, day) = crate::engine::token::civil_from_days(days);
@@ -456,7 +456,7 @@ pub fn format_amz_date(epoch_secs: i64) -> String {
 /// Signs a request the way an SDK would (used by the tests): returns the `Authorization` header
 /// value for the given headers (which must include `host` and `x-amz-date`).
 #[cfg(test)]
-pub fn sign(
+pub(crate) fn sign(
     request: &SignedRequest<'_>,
     access_key_id: &str,
     secret: &str,

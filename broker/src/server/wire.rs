@@ -31,11 +31,11 @@ use std::fmt::Display;
 
 /// Collects constraint violations of one request, worded as AWS words them.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<String>);
+pub(crate) struct Violations(Vec<String>);
 
 impl Violations {
     /// A required member that is absent.
-    pub fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
+    pub(crate) fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
         if value.is_none() {
             self.0.push(format!(
                 "Value null at '{field}' failed to satisfy constraint: Member must not be null"
@@ -45,7 +45,13 @@ impl Violations {
     }
 
     /// An integer member that must lie in `[min, max]`.
-    pub fn range(&mut self, value: Option<i64>, field: &str, min: i64, max: i64) -> Option<u32> {
+    pub(crate) fn range(
+        &mut self,
+        value: Option<i64>,
+        field: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<u32> {
         let value = value?;
         if value < min {
             self.0.push(format!(
@@ -65,7 +71,12 @@ impl Violations {
     }
 
     /// A string member that must be one of `allowed`.
-    pub fn one_of<'a>(&mut self, value: &'a str, field: &str, allowed: &[&str]) -> Option<&'a str> {
+    pub(crate) fn one_of<'a>(
+        &mut self,
+        value: &'a str,
+        field: &str,
+        allowed: &[&str],
+    ) -> Option<&'a str> {
         if allowed.contains(&value) {
             return Some(value);
         }
@@ -78,7 +89,7 @@ impl Violations {
     }
 
     /// A sequence-number member.
-    pub fn sequence_number(&mut self, value: &str, field: &str) -> Option<SequenceNumber> {
+    pub(crate) fn sequence_number(&mut self, value: &str, field: &str) -> Option<SequenceNumber> {
         match value.parse() {
             Ok(number) => Some(number),
             Err(_) => {
@@ -92,7 +103,7 @@ impl Violations {
     }
 
     /// Fails with a `ValidationException` if anything was collected.
-    pub fn finish(self) -> Result<(), ServerError> {
+    pub(crate) fn finish(self) -> Result<(), ServerError> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -125,7 +136,7 @@ fn display_opt<T: Display, S: Serializer>(
 /// `StreamModeDetails`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct StreamModeDetails {
+pub(crate) struct StreamModeDetails {
     /// `PROVISIONED` or `ON_DEMAND`.
     pub stream_mode: Option<String>,
 }
@@ -153,7 +164,7 @@ fn parse_mode(
 /// `HashKeyRange`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireHashKeyRange {
+pub(crate) struct WireHashKeyRange {
     #[serde(serialize_with = "display")]
     starting_hash_key: u128,
     #[serde(serialize_with = "display")]
@@ -172,7 +183,7 @@ impl From<HashKeyRange> for WireHashKeyRange {
 /// `SequenceNumberRange`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireSequenceNumberRange {
+pub(crate) struct WireSequenceNumberRange {
     #[serde(serialize_with = "display")]
     starting_sequence_number: SequenceNumber,
     #[serde(
@@ -185,7 +196,7 @@ pub struct WireSequenceNumberRange {
 /// `Shard`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireShard {
+pub(crate) struct WireShard {
     shard_id: ShardId,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_shard_id: Option<ShardId>,
@@ -213,7 +224,7 @@ impl From<Shard> for WireShard {
 /// `ChildShard`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireChildShard {
+pub(crate) struct WireChildShard {
     shard_id: ShardId,
     parent_shards: Vec<ShardId>,
     hash_key_range: WireHashKeyRange,
@@ -232,14 +243,14 @@ impl From<ChildShard> for WireChildShard {
 /// `EnhancedMetrics`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct EnhancedMetrics {
+pub(crate) struct EnhancedMetrics {
     shard_level_metrics: Vec<String>,
 }
 
 /// A `Record` of `GetRecords` and `SubscribeToShardEvent`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireRecord {
+pub(crate) struct WireRecord {
     #[serde(serialize_with = "display")]
     sequence_number: SequenceNumber,
     approximate_arrival_timestamp: Timestamp,
@@ -261,7 +272,7 @@ impl From<Record> for WireRecord {
 /// `Tag`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireTag {
+pub(crate) struct WireTag {
     key: String,
     value: String,
 }
@@ -277,7 +288,7 @@ impl From<Tag> for WireTag {
 
 /// An empty answer (`{}`).
 #[derive(Debug, Serialize)]
-pub struct Empty {}
+pub(crate) struct Empty {}
 
 // ---------------------------------------------------------------------------------------------
 // Stream control
@@ -285,7 +296,7 @@ pub struct Empty {}
 /// `CreateStream` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct CreateStreamRequest {
+pub(crate) struct CreateStreamRequest {
     stream_name: Option<String>,
     shard_count: Option<i64>,
     stream_mode_details: Option<StreamModeDetails>,
@@ -294,7 +305,7 @@ pub struct CreateStreamRequest {
 
 impl CreateStreamRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<CreateStreamInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<CreateStreamInput, ServerError> {
         let mut violations = Violations::default();
         let stream_name = violations.required(self.stream_name, "streamName");
         let shard_count = violations.range(self.shard_count, "shardCount", 1, 100_000);
@@ -312,7 +323,7 @@ impl CreateStreamRequest {
 /// A request naming only a stream (`DescribeStreamSummary`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct StreamOnlyRequest {
+pub(crate) struct StreamOnlyRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -320,7 +331,7 @@ pub struct StreamOnlyRequest {
 
 impl StreamOnlyRequest {
     /// The stream named.
-    pub fn into_stream(self) -> Result<StreamRef, ServerError> {
+    pub(crate) fn into_stream(self) -> Result<StreamRef, ServerError> {
         stream_ref(self.stream_name, self.stream_arn)
     }
 }
@@ -328,7 +339,7 @@ impl StreamOnlyRequest {
 /// `DeleteStream` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DeleteStreamRequest {
+pub(crate) struct DeleteStreamRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -337,7 +348,7 @@ pub struct DeleteStreamRequest {
 
 impl DeleteStreamRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<crate::engine::DeleteStreamInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<crate::engine::DeleteStreamInput, ServerError> {
         Ok(crate::engine::DeleteStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             enforce_consumer_deletion: self.enforce_consumer_deletion.unwrap_or(false),
@@ -348,7 +359,7 @@ impl DeleteStreamRequest {
 /// `DescribeStream` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DescribeStreamRequest {
+pub(crate) struct DescribeStreamRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -358,7 +369,7 @@ pub struct DescribeStreamRequest {
 
 impl DescribeStreamRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<DescribeStreamInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<DescribeStreamInput, ServerError> {
         let mut violations = Violations::default();
         let limit = violations.range(self.limit, "limit", 1, 10_000);
         violations.finish()?;
@@ -373,7 +384,7 @@ impl DescribeStreamRequest {
 /// `StreamDescription`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireStreamDescription {
+pub(crate) struct WireStreamDescription {
     stream_name: String,
     #[serde(rename = "StreamARN")]
     stream_arn: String,
@@ -390,7 +401,7 @@ pub struct WireStreamDescription {
 /// `DescribeStream` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DescribeStreamResponse {
+pub(crate) struct DescribeStreamResponse {
     stream_description: WireStreamDescription,
 }
 
@@ -422,7 +433,7 @@ impl From<StreamDescription> for DescribeStreamResponse {
 /// `StreamDescriptionSummary`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireStreamDescriptionSummary {
+pub(crate) struct WireStreamDescriptionSummary {
     stream_name: String,
     #[serde(rename = "StreamARN")]
     stream_arn: String,
@@ -439,7 +450,7 @@ pub struct WireStreamDescriptionSummary {
 /// `DescribeStreamSummary` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DescribeStreamSummaryResponse {
+pub(crate) struct DescribeStreamSummaryResponse {
     stream_description_summary: WireStreamDescriptionSummary,
 }
 
@@ -467,7 +478,7 @@ impl From<StreamDescriptionSummary> for DescribeStreamSummaryResponse {
 /// `ListStreams` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListStreamsRequest {
+pub(crate) struct ListStreamsRequest {
     limit: Option<i64>,
     exclusive_start_stream_name: Option<String>,
     next_token: Option<String>,
@@ -475,7 +486,7 @@ pub struct ListStreamsRequest {
 
 impl ListStreamsRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<ListStreamsInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<ListStreamsInput, ServerError> {
         let mut violations = Violations::default();
         let limit = violations.range(self.limit, "limit", 1, 10_000);
         violations.finish()?;
@@ -490,7 +501,7 @@ impl ListStreamsRequest {
 /// One of `ListStreams.StreamSummaries`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireStreamSummary {
+pub(crate) struct WireStreamSummary {
     stream_name: String,
     #[serde(rename = "StreamARN")]
     stream_arn: String,
@@ -502,7 +513,7 @@ pub struct WireStreamSummary {
 /// `ListStreams` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListStreamsResponse {
+pub(crate) struct ListStreamsResponse {
     stream_names: Vec<String>,
     has_more_streams: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -534,7 +545,7 @@ impl From<ListStreamsOutput> for ListStreamsResponse {
 /// `ShardFilter`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireShardFilter {
+pub(crate) struct WireShardFilter {
     r#type: Option<String>,
     shard_id: Option<String>,
     timestamp: Option<Timestamp>,
@@ -573,7 +584,7 @@ impl WireShardFilter {
 /// `ListShards` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListShardsRequest {
+pub(crate) struct ListShardsRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -586,7 +597,7 @@ pub struct ListShardsRequest {
 
 impl ListShardsRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<ListShardsInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<ListShardsInput, ServerError> {
         let mut violations = Violations::default();
         let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
         let shard_filter = self
@@ -611,7 +622,7 @@ impl ListShardsRequest {
 /// `ListShards` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListShardsResponse {
+pub(crate) struct ListShardsResponse {
     shards: Vec<WireShard>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_token: Option<String>,
@@ -629,7 +640,7 @@ impl From<ListShardsOutput> for ListShardsResponse {
 /// `DescribeLimits` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DescribeLimitsResponse {
+pub(crate) struct DescribeLimitsResponse {
     shard_limit: u32,
     open_shard_count: u32,
     on_demand_stream_count: u32,
@@ -650,7 +661,7 @@ impl From<DescribeLimitsOutput> for DescribeLimitsResponse {
 /// `SplitShard` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct SplitShardRequest {
+pub(crate) struct SplitShardRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -660,7 +671,7 @@ pub struct SplitShardRequest {
 
 impl SplitShardRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<SplitShardInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<SplitShardInput, ServerError> {
         let mut violations = Violations::default();
         let shard = violations.required(self.shard_to_split, "shardToSplit");
         let key = violations.required(self.new_starting_hash_key, "newStartingHashKey");
@@ -676,7 +687,7 @@ impl SplitShardRequest {
 /// `MergeShards` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct MergeShardsRequest {
+pub(crate) struct MergeShardsRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -686,7 +697,7 @@ pub struct MergeShardsRequest {
 
 impl MergeShardsRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<MergeShardsInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<MergeShardsInput, ServerError> {
         let mut violations = Violations::default();
         let shard = violations.required(self.shard_to_merge, "shardToMerge");
         let adjacent = violations.required(self.adjacent_shard_to_merge, "adjacentShardToMerge");
@@ -702,7 +713,7 @@ impl MergeShardsRequest {
 /// `UpdateShardCount` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct UpdateShardCountRequest {
+pub(crate) struct UpdateShardCountRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -712,7 +723,7 @@ pub struct UpdateShardCountRequest {
 
 impl UpdateShardCountRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<UpdateShardCountInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<UpdateShardCountInput, ServerError> {
         let mut violations = Violations::default();
         let target = violations.required(self.target_shard_count, "targetShardCount");
         let target = violations.range(target, "targetShardCount", 1, 100_000);
@@ -729,7 +740,7 @@ impl UpdateShardCountRequest {
 /// `UpdateShardCount` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct UpdateShardCountResponse {
+pub(crate) struct UpdateShardCountResponse {
     stream_name: String,
     current_shard_count: u32,
     target_shard_count: u32,
@@ -751,7 +762,7 @@ impl From<UpdateShardCountOutput> for UpdateShardCountResponse {
 /// `Increase/DecreaseStreamRetentionPeriod` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct RetentionPeriodRequest {
+pub(crate) struct RetentionPeriodRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -760,7 +771,7 @@ pub struct RetentionPeriodRequest {
 
 impl RetentionPeriodRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<RetentionPeriodInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<RetentionPeriodInput, ServerError> {
         let mut violations = Violations::default();
         let hours = violations.required(self.retention_period_hours, "retentionPeriodHours");
         // AWS checks 24..=8760 with its own wording in the engine; only the type range here.
@@ -776,7 +787,7 @@ impl RetentionPeriodRequest {
 /// `UpdateStreamMode` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct UpdateStreamModeRequest {
+pub(crate) struct UpdateStreamModeRequest {
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     stream_mode_details: Option<StreamModeDetails>,
@@ -784,7 +795,7 @@ pub struct UpdateStreamModeRequest {
 
 impl UpdateStreamModeRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<UpdateStreamModeInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<UpdateStreamModeInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let details = violations.required(self.stream_mode_details, "streamModeDetails");
@@ -803,7 +814,7 @@ impl UpdateStreamModeRequest {
 /// `AddTagsToStream` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct AddTagsToStreamRequest {
+pub(crate) struct AddTagsToStreamRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -812,7 +823,7 @@ pub struct AddTagsToStreamRequest {
 
 impl AddTagsToStreamRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<crate::engine::AddTagsToStreamInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<crate::engine::AddTagsToStreamInput, ServerError> {
         let mut violations = Violations::default();
         let tags = violations.required(self.tags, "tags");
         violations.finish()?;
@@ -826,7 +837,7 @@ impl AddTagsToStreamRequest {
 /// `RemoveTagsFromStream` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct RemoveTagsFromStreamRequest {
+pub(crate) struct RemoveTagsFromStreamRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -835,7 +846,7 @@ pub struct RemoveTagsFromStreamRequest {
 
 impl RemoveTagsFromStreamRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<RemoveTagsFromStreamInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<RemoveTagsFromStreamInput, ServerError> {
         let mut violations = Violations::default();
         let tag_keys = violations.required(self.tag_keys, "tagKeys");
         violations.finish()?;
@@ -849,7 +860,7 @@ impl RemoveTagsFromStreamRequest {
 /// `ListTagsForStream` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListTagsForStreamRequest {
+pub(crate) struct ListTagsForStreamRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -859,7 +870,7 @@ pub struct ListTagsForStreamRequest {
 
 impl ListTagsForStreamRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<ListTagsForStreamInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<ListTagsForStreamInput, ServerError> {
         let mut violations = Violations::default();
         let limit = violations.range(self.limit, "limit", 1, 50);
         violations.finish()?;
@@ -874,7 +885,7 @@ impl ListTagsForStreamRequest {
 /// `ListTagsForStream` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListTagsForStreamResponse {
+pub(crate) struct ListTagsForStreamResponse {
     tags: Vec<WireTag>,
     has_more_tags: bool,
 }
@@ -891,7 +902,7 @@ impl From<ListTagsForStreamOutput> for ListTagsForStreamResponse {
 /// `TagResource` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct TagResourceRequest {
+pub(crate) struct TagResourceRequest {
     #[serde(rename = "ResourceARN")]
     resource_arn: Option<String>,
     tags: Option<BTreeMap<String, String>>,
@@ -899,7 +910,7 @@ pub struct TagResourceRequest {
 
 impl TagResourceRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<TagResourceInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<TagResourceInput, ServerError> {
         let mut violations = Violations::default();
         let tags = violations.required(self.tags, "tags");
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
@@ -914,7 +925,7 @@ impl TagResourceRequest {
 /// `UntagResource` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct UntagResourceRequest {
+pub(crate) struct UntagResourceRequest {
     #[serde(rename = "ResourceARN")]
     resource_arn: Option<String>,
     tag_keys: Option<Vec<String>>,
@@ -922,7 +933,7 @@ pub struct UntagResourceRequest {
 
 impl UntagResourceRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<UntagResourceInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<UntagResourceInput, ServerError> {
         let mut violations = Violations::default();
         let tag_keys = violations.required(self.tag_keys, "tagKeys");
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
@@ -937,14 +948,14 @@ impl UntagResourceRequest {
 /// `ListTagsForResource` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListTagsForResourceRequest {
+pub(crate) struct ListTagsForResourceRequest {
     #[serde(rename = "ResourceARN")]
     resource_arn: Option<String>,
 }
 
 impl ListTagsForResourceRequest {
     /// The resource ARN.
-    pub fn into_arn(self) -> Result<String, ServerError> {
+    pub(crate) fn into_arn(self) -> Result<String, ServerError> {
         let mut violations = Violations::default();
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
         violations.finish()?;
@@ -955,7 +966,7 @@ impl ListTagsForResourceRequest {
 /// `ListTagsForResource` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListTagsForResourceResponse {
+pub(crate) struct ListTagsForResourceResponse {
     tags: Vec<WireTag>,
 }
 
@@ -973,7 +984,7 @@ impl From<Vec<Tag>> for ListTagsForResourceResponse {
 /// `PutRecord` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordRequest {
+pub(crate) struct PutRecordRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -985,7 +996,7 @@ pub struct PutRecordRequest {
 
 impl PutRecordRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<PutRecordInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<PutRecordInput, ServerError> {
         let mut violations = Violations::default();
         let data = violations.required(self.data, "data");
         let partition_key = violations.required(self.partition_key, "partitionKey");
@@ -1003,7 +1014,7 @@ impl PutRecordRequest {
 /// `PutRecord` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordResponse {
+pub(crate) struct PutRecordResponse {
     shard_id: ShardId,
     #[serde(serialize_with = "display")]
     sequence_number: SequenceNumber,
@@ -1023,7 +1034,7 @@ impl From<PutRecordOutput> for PutRecordResponse {
 /// One of `PutRecords.Records`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordsEntry {
+pub(crate) struct PutRecordsEntry {
     data: Option<Blob>,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
@@ -1032,7 +1043,7 @@ pub struct PutRecordsEntry {
 /// `PutRecords` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordsRequest {
+pub(crate) struct PutRecordsRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -1041,7 +1052,7 @@ pub struct PutRecordsRequest {
 
 impl PutRecordsRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<PutRecordsInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<PutRecordsInput, ServerError> {
         let mut violations = Violations::default();
         let entries = violations
             .required(self.records, "records")
@@ -1073,7 +1084,7 @@ impl PutRecordsRequest {
 /// One of `PutRecords` response `Records`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordsResultWire {
+pub(crate) struct PutRecordsResultWire {
     #[serde(
         serialize_with = "display_opt",
         skip_serializing_if = "Option::is_none"
@@ -1090,7 +1101,7 @@ pub struct PutRecordsResultWire {
 /// `PutRecords` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct PutRecordsResponse {
+pub(crate) struct PutRecordsResponse {
     failed_record_count: u32,
     records: Vec<PutRecordsResultWire>,
     encryption_type: String,
@@ -1177,7 +1188,7 @@ fn starting_position(
 /// `GetShardIterator` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct GetShardIteratorRequest {
+pub(crate) struct GetShardIteratorRequest {
     stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
@@ -1189,7 +1200,7 @@ pub struct GetShardIteratorRequest {
 
 impl GetShardIteratorRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
         let mut violations = Violations::default();
         let shard_id = violations.required(self.shard_id, "shardId");
         let position = starting_position(
@@ -1216,7 +1227,7 @@ impl GetShardIteratorRequest {
 /// `GetShardIterator` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct GetShardIteratorResponse {
+pub(crate) struct GetShardIteratorResponse {
     /// The iterator.
     pub shard_iterator: String,
 }
@@ -1224,7 +1235,7 @@ pub struct GetShardIteratorResponse {
 /// `GetRecords` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct GetRecordsRequest {
+pub(crate) struct GetRecordsRequest {
     shard_iterator: Option<String>,
     limit: Option<i64>,
     #[serde(rename = "StreamARN")]
@@ -1233,7 +1244,7 @@ pub struct GetRecordsRequest {
 
 impl GetRecordsRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<GetRecordsInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<GetRecordsInput, ServerError> {
         let mut violations = Violations::default();
         let shard_iterator = violations.required(self.shard_iterator, "shardIterator");
         let limit = violations.range(self.limit, "limit", 1, 10_000);
@@ -1249,7 +1260,7 @@ impl GetRecordsRequest {
 /// `GetRecords` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct GetRecordsResponse {
+pub(crate) struct GetRecordsResponse {
     records: Vec<WireRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_shard_iterator: Option<String>,
@@ -1279,7 +1290,7 @@ impl From<GetRecordsOutput> for GetRecordsResponse {
 /// `RegisterStreamConsumer` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct RegisterStreamConsumerRequest {
+pub(crate) struct RegisterStreamConsumerRequest {
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     consumer_name: Option<String>,
@@ -1287,7 +1298,7 @@ pub struct RegisterStreamConsumerRequest {
 
 impl RegisterStreamConsumerRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let consumer_name = violations.required(self.consumer_name, "consumerName");
@@ -1302,7 +1313,7 @@ impl RegisterStreamConsumerRequest {
 /// A `Consumer`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireConsumer {
+pub(crate) struct WireConsumer {
     consumer_name: String,
     #[serde(rename = "ConsumerARN")]
     consumer_arn: String,
@@ -1324,7 +1335,7 @@ impl From<Consumer> for WireConsumer {
 /// `RegisterStreamConsumer` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct RegisterStreamConsumerResponse {
+pub(crate) struct RegisterStreamConsumerResponse {
     consumer: WireConsumer,
 }
 
@@ -1339,7 +1350,7 @@ impl From<Consumer> for RegisterStreamConsumerResponse {
 /// `DescribeStreamConsumer` / `DeregisterStreamConsumer` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ConsumerRefRequest {
+pub(crate) struct ConsumerRefRequest {
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     consumer_name: Option<String>,
@@ -1349,7 +1360,7 @@ pub struct ConsumerRefRequest {
 
 impl ConsumerRefRequest {
     /// The engine reference.
-    pub fn into_ref(self) -> ConsumerRef {
+    pub(crate) fn into_ref(self) -> ConsumerRef {
         ConsumerRef {
             stream_arn: self.stream_arn,
             consumer_name: self.consumer_name,
@@ -1361,7 +1372,7 @@ impl ConsumerRefRequest {
 /// `ConsumerDescription`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireConsumerDescription {
+pub(crate) struct WireConsumerDescription {
     consumer_name: String,
     #[serde(rename = "ConsumerARN")]
     consumer_arn: String,
@@ -1374,7 +1385,7 @@ pub struct WireConsumerDescription {
 /// `DescribeStreamConsumer` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct DescribeStreamConsumerResponse {
+pub(crate) struct DescribeStreamConsumerResponse {
     consumer_description: WireConsumerDescription,
 }
 
@@ -1395,7 +1406,7 @@ impl From<ConsumerDescription> for DescribeStreamConsumerResponse {
 /// `ListStreamConsumers` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListStreamConsumersRequest {
+pub(crate) struct ListStreamConsumersRequest {
     #[serde(rename = "StreamARN")]
     stream_arn: Option<String>,
     next_token: Option<String>,
@@ -1405,7 +1416,7 @@ pub struct ListStreamConsumersRequest {
 
 impl ListStreamConsumersRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<ListStreamConsumersInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<ListStreamConsumersInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
@@ -1422,7 +1433,7 @@ impl ListStreamConsumersRequest {
 /// `ListStreamConsumers` response.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct ListStreamConsumersResponse {
+pub(crate) struct ListStreamConsumersResponse {
     consumers: Vec<WireConsumer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_token: Option<String>,
@@ -1444,7 +1455,7 @@ impl From<ListStreamConsumersOutput> for ListStreamConsumersResponse {
 /// `StartingPosition` of `SubscribeToShard`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireStartingPosition {
+pub(crate) struct WireStartingPosition {
     r#type: Option<String>,
     sequence_number: Option<String>,
     timestamp: Option<Timestamp>,
@@ -1453,7 +1464,7 @@ pub struct WireStartingPosition {
 /// `SubscribeToShard` request.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct SubscribeToShardRequest {
+pub(crate) struct SubscribeToShardRequest {
     #[serde(rename = "ConsumerARN")]
     consumer_arn: Option<String>,
     shard_id: Option<String>,
@@ -1462,7 +1473,7 @@ pub struct SubscribeToShardRequest {
 
 impl SubscribeToShardRequest {
     /// The engine request.
-    pub fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
+    pub(crate) fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
         let mut violations = Violations::default();
         let consumer_arn = violations.required(self.consumer_arn, "consumerARN");
         let shard_id = violations.required(self.shard_id, "shardId");
@@ -1500,7 +1511,7 @@ impl SubscribeToShardRequest {
 /// The payload of a `SubscribeToShardEvent` message.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-pub struct WireSubscribeToShardEvent {
+pub(crate) struct WireSubscribeToShardEvent {
     records: Vec<WireRecord>,
     #[serde(
         serialize_with = "display_opt",
@@ -1545,7 +1556,7 @@ fn write_epoch_seconds(out: &mut Vec<u8>, millis: i64) {
 /// sequence numbers need no escaping, so they are copied in place instead of passing through
 /// serde's string escaper; partition keys and iterators still are escaped. Equivalent to
 /// encoding [`GetRecordsResponse`] with serde_json.
-pub fn get_records_json(output: &GetRecordsOutput) -> Result<Vec<u8>, ServerError> {
+pub(crate) fn get_records_json(output: &GetRecordsOutput) -> Result<Vec<u8>, ServerError> {
     use base64::Engine as _;
     use std::fmt::Write as _;
     use std::io::Write as _;

@@ -57,6 +57,7 @@ pub enum Command {
 }
 
 /// The writer thread's state.
+#[derive(Debug)]
 pub struct Writer {
     pub(super) log_dir: PathBuf,
     pub(super) data_dir: PathBuf,

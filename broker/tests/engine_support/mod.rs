@@ -12,21 +12,21 @@ use kcl_core::kinesis::{
 use std::sync::Arc;
 
 /// 2026-11-25T20:00:15Z.
-pub const START: EpochMillis = EpochMillis(1_795_636_815_000);
+pub(crate) const START: EpochMillis = EpochMillis(1_795_636_815_000);
 
 /// A config on a manual clock, with throughput limits off unless a test turns them on.
-pub fn manual_config() -> (Arc<ManualClock>, BrokerConfig) {
+pub(crate) fn manual_config() -> (Arc<ManualClock>, BrokerConfig) {
     let clock = Arc::new(ManualClock::new(START));
     let config = BrokerConfig::unlimited().with_clock(clock.clone());
     (clock, config)
 }
 
-pub fn manual_broker() -> (Arc<ManualClock>, Broker) {
+pub(crate) fn manual_broker() -> (Arc<ManualClock>, Broker) {
     let (clock, config) = manual_config();
     (clock, Broker::new(config))
 }
 
-pub async fn create(broker: &Broker, name: &str, shards: u32) {
+pub(crate) async fn create(broker: &Broker, name: &str, shards: u32) {
     broker
         .create_stream(CreateStreamInput {
             stream_name: name.into(),
@@ -37,7 +37,7 @@ pub async fn create(broker: &Broker, name: &str, shards: u32) {
         .expect("create stream");
 }
 
-pub fn put_input(name: &str, key: &str, data: &str) -> PutRecordInput {
+pub(crate) fn put_input(name: &str, key: &str, data: &str) -> PutRecordInput {
     PutRecordInput {
         stream: StreamRef::name(name),
         data: data.to_owned().into(),
@@ -47,14 +47,14 @@ pub fn put_input(name: &str, key: &str, data: &str) -> PutRecordInput {
     }
 }
 
-pub async fn put(broker: &Broker, name: &str, key: &str, data: &str) -> PutRecordOutput {
+pub(crate) async fn put(broker: &Broker, name: &str, key: &str, data: &str) -> PutRecordOutput {
     broker
         .put_record(put_input(name, key, data))
         .await
         .expect("put record")
 }
 
-pub async fn iterator(
+pub(crate) async fn iterator(
     broker: &Broker,
     name: &str,
     shard: &ShardId,
@@ -71,7 +71,7 @@ pub async fn iterator(
         .shard_iterator
 }
 
-pub fn get(iterator: &str, limit: Option<u32>) -> GetRecordsInput {
+pub(crate) fn get(iterator: &str, limit: Option<u32>) -> GetRecordsInput {
     GetRecordsInput {
         shard_iterator: iterator.to_owned(),
         limit,
@@ -81,7 +81,7 @@ pub fn get(iterator: &str, limit: Option<u32>) -> GetRecordsInput {
 
 /// Reads a shard from `iterator` until it is caught up (open shard) or ended (closed shard).
 /// Returns the records and the child shards reported at the end (empty if still open).
-pub async fn drain(broker: &Broker, mut iterator: String) -> (Vec<Record>, Vec<ChildShard>) {
+pub(crate) async fn drain(broker: &Broker, mut iterator: String) -> (Vec<Record>, Vec<ChildShard>) {
     let mut records = Vec::new();
     loop {
         let page = broker
@@ -101,7 +101,7 @@ pub async fn drain(broker: &Broker, mut iterator: String) -> (Vec<Record>, Vec<C
     }
 }
 
-pub fn data_of(records: &[Record]) -> Vec<String> {
+pub(crate) fn data_of(records: &[Record]) -> Vec<String> {
     records
         .iter()
         .map(|record| String::from_utf8_lossy(&record.data).into_owned())
@@ -109,7 +109,7 @@ pub fn data_of(records: &[Record]) -> Vec<String> {
 }
 
 #[track_caller]
-pub fn assert_kind<T: std::fmt::Debug>(
+pub(crate) fn assert_kind<T: std::fmt::Debug>(
     outcome: Result<T, KinesisError>,
     kind: KinesisErrorKind,
 ) -> KinesisError {

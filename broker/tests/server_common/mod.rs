@@ -7,7 +7,7 @@ use broker::engine::{Broker, BrokerConfig};
 use broker::server::{RunningServer, ServerOptions};
 
 /// A broker without throughput limits served on a free loopback port.
-pub async fn start(options: ServerOptions) -> (Broker, RunningServer) {
+pub(crate) async fn start(options: ServerOptions) -> (Broker, RunningServer) {
     let broker = Broker::new(BrokerConfig::unlimited());
     let server = broker::server::spawn(broker.clone(), options, "127.0.0.1:0".parse().unwrap())
         .await
@@ -16,7 +16,11 @@ pub async fn start(options: ServerOptions) -> (Broker, RunningServer) {
 }
 
 /// An AWS SDK client for `endpoint` signing with the given keys.
-pub fn client_with_keys(endpoint: &str, access_key: &str, secret: &str) -> aws_sdk_kinesis::Client {
+pub(crate) fn client_with_keys(
+    endpoint: &str,
+    access_key: &str,
+    secret: &str,
+) -> aws_sdk_kinesis::Client {
     let config = aws_sdk_kinesis::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
@@ -27,6 +31,6 @@ pub fn client_with_keys(endpoint: &str, access_key: &str, secret: &str) -> aws_s
 }
 
 /// An AWS SDK client for `endpoint` with throwaway keys.
-pub fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
+pub(crate) fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
     client_with_keys(endpoint, "AKIDTEST", "secret")
 }

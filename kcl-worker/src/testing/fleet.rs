@@ -96,6 +96,34 @@ pub struct Fleet {
     next_record: std::sync::atomic::AtomicU64,
 }
 
+impl std::fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("application_name", &self.application_name)
+            .field("stream_name", &self.stream_name)
+            .field("shard_count", &self.shard_count)
+            .field("lease", &self.lease)
+            .field("retrieval", &self.retrieval)
+            .field("failure_policy", &self.failure_policy)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("faults", &self.faults)
+            .field(
+                "parent_shard_poll_interval",
+                &self.parent_shard_poll_interval,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("config", &self.config)
+            .field("broker", &self.broker)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Fleet {
     /// Creates the broker (throughput limits off) and the stream, using `store` as the lease
     /// table (in memory or a SQLite file).

@@ -68,6 +68,14 @@ pub struct PausableLeaseStore {
     gate: PauseGate,
 }
 
+impl std::fmt::Debug for PausableLeaseStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PausableLeaseStore")
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PausableLeaseStore {
     /// Gates `inner` with `gate`.
     pub fn new(inner: Arc<dyn LeaseStore>, gate: PauseGate) -> Self {
@@ -149,6 +157,14 @@ impl LeaseStore for PausableLeaseStore {
 pub struct PausableStreamClient {
     inner: Arc<dyn StreamClient>,
     gate: PauseGate,
+}
+
+impl std::fmt::Debug for PausableStreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PausableStreamClient")
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PausableStreamClient {

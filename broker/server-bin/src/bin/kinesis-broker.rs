@@ -112,24 +112,18 @@ impl Flags {
     }
 }
 
-/// Parses `300`, `300s`, `1500ms`, `5m`, `2h`.
+/// Parses a duration with `humantime` (`300s`, `1500ms`, `5m`, `2h`, `1h 30m`); a bare number
+/// is seconds (`300`).
 fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .with_context(|| format!("--{flag}: {text:?} is not a duration like 300s, 5m or 1500ms"))?;
-    let duration = match unit {
-        "" | "s" => Duration::from_secs(value),
-        "ms" => Duration::from_millis(value),
-        "m" => Duration::from_secs(value * 60),
-        "h" => Duration::from_secs(value * 3600),
-        other => bail!("--{flag}: unknown unit {other:?} (use ms, s, m or h)"),
-    };
-    Ok(duration)
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = text
+            .parse()
+            .with_context(|| format!("--{flag}: {text:?} is too large"))?;
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text)
+        .with_context(|| format!("--{flag}: {text:?} is not a duration like 300s, 5m or 1500ms"))
 }
 
 struct Settings {
@@ -354,6 +348,9 @@ mod tests {
             ("1500ms", 1_500),
             ("5m", 300_000),
             ("2h", 7_200_000),
+            (" 3s ", 3_000),
+            ("1h 30m", 5_400_000),
+            ("1.5s", 1_500),
         ];
         for (text, millis) in cases {
             assert_eq!(
@@ -362,9 +359,11 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "s", "5 parsecs", "-1s", "1.5s"] {
+        for bad in ["", "s", "5 parsecs", "-1s", "5x"] {
             assert!(parse_duration("x", bad).is_err(), "{bad}");
         }
+        let error = parse_duration("create-delay", "5 parsecs").unwrap_err();
+        assert!(error.to_string().contains("--create-delay"), "{error}");
     }
 
     #[test]
