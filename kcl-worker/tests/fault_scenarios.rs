@@ -467,60 +467,59 @@ async fn reads_failing_past_the_limit_release_the_lease_and_recover() {
     processes_everything_without_a_shard_end(&fleet, "denied reads").await;
 }
 
-// --- 4. A store call stuck behind another process's write lock ----------------------------
+// --- A real store behind a fault gate ------------------------------------------------------
 
-/// A real in-memory store behind a simulated write lock: while locked, a write waits for the
-/// lock up to `busy_timeout` (as SQLite's busy handler does) and then fails as throttled.
-/// `lock_at_next_renewal` takes the lock the moment the next renewal arrives, so the renewal
-/// that lands on the lock is the worst case for the renewer.
-struct LockedStore {
-    inner: InMemoryLeaseStore,
-    busy_timeout: Duration,
-    clock: TokioClock,
-    arm: Mutex<Option<Duration>>,
-    locked_until: Mutex<Option<Duration>>,
+/// What kind of call reaches a [`GatedStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreCall {
+    /// A scan or a point read.
+    Read,
+    /// A renewal batch.
+    Renew,
+    /// Any other write.
+    Write,
 }
 
-impl LockedStore {
-    async fn wait_for_lock(&self) -> Result<(), LeaseStoreError> {
-        let now = self.clock.monotonic();
-        let Some(until) = *self.locked_until.lock().expect("lock") else {
-            return Ok(());
-        };
-        if until <= now {
-            return Ok(());
+/// Decides, before each call, whether the store answers it (and may make it wait).
+#[async_trait::async_trait]
+trait StoreGate: Send + Sync + 'static {
+    async fn before(&self, call: StoreCall) -> Result<(), LeaseStoreError>;
+}
+
+/// The real in-memory store, every call first passed through `gate`.
+struct GatedStore<G> {
+    inner: InMemoryLeaseStore,
+    gate: G,
+}
+
+impl<G> GatedStore<G> {
+    fn new(gate: G) -> Self {
+        GatedStore {
+            inner: InMemoryLeaseStore::new(),
+            gate,
         }
-        let waited = (until - now).min(self.busy_timeout);
-        tokio::time::sleep(waited).await;
-        if until > self.clock.monotonic() {
-            return Err(LeaseStoreError::Throttled(
-                "sqlite is busy: database is locked".to_owned(),
-            ));
-        }
-        Ok(())
     }
 }
 
 #[async_trait::async_trait]
-impl LeaseStore for LockedStore {
+impl<G: StoreGate> LeaseStore for GatedStore<G> {
     async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool, LeaseStoreError> {
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Write).await?;
         self.inner.create_lease_if_absent(lease).await
     }
     async fn list_leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
+        self.gate.before(StoreCall::Read).await?;
         self.inner.list_leases().await
     }
     async fn get_lease(&self, key: &ShardId) -> Result<Option<Lease>, LeaseStoreError> {
+        self.gate.before(StoreCall::Read).await?;
         self.inner.get_lease(key).await
     }
     async fn renew_leases(
         &self,
         renewals: &[Renewal],
     ) -> Result<Vec<Result<Lease, LeaseStoreError>>, LeaseStoreError> {
-        if let Some(hold) = self.arm.lock().expect("lock").take() {
-            *self.locked_until.lock().expect("lock") = Some(self.clock.monotonic() + hold);
-        }
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Renew).await?;
         self.inner.renew_leases(renewals).await
     }
     async fn take_lease(
@@ -529,11 +528,11 @@ impl LeaseStore for LockedStore {
         counter: u64,
         owner: &str,
     ) -> Result<Lease, LeaseStoreError> {
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Write).await?;
         self.inner.take_lease(key, counter, owner).await
     }
     async fn evict_lease(&self, key: &ShardId, owner: &str) -> Result<Lease, LeaseStoreError> {
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Write).await?;
         self.inner.evict_lease(key, owner).await
     }
     async fn update_checkpoint(
@@ -543,7 +542,7 @@ impl LeaseStore for LockedStore {
         counter: u64,
         update: &CheckpointUpdate,
     ) -> Result<Lease, LeaseStoreError> {
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Write).await?;
         self.inner
             .update_checkpoint(key, owner, counter, update)
             .await
@@ -554,12 +553,53 @@ impl LeaseStore for LockedStore {
         children: &[ShardId],
         range: Option<HashKeyRange>,
     ) -> Result<Lease, LeaseStoreError> {
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Write).await?;
         self.inner.update_lineage(key, children, range).await
     }
     async fn delete_lease(&self, key: &ShardId) -> Result<(), LeaseStoreError> {
-        self.wait_for_lock().await?;
+        self.gate.before(StoreCall::Write).await?;
         self.inner.delete_lease(key).await
+    }
+}
+
+// --- 4. A store call stuck behind another process's write lock ----------------------------
+
+/// A simulated write lock: while locked, a write waits for the lock up to `busy_timeout` (as
+/// SQLite's busy handler does) and then fails as throttled; reads pass (WAL readers are not
+/// blocked). `arm` takes the lock the moment the next renewal arrives, so the renewal that
+/// lands on the lock is the worst case for the renewer.
+struct WriteLock {
+    busy_timeout: Duration,
+    clock: TokioClock,
+    arm: Mutex<Option<Duration>>,
+    locked_until: Mutex<Option<Duration>>,
+}
+
+#[async_trait::async_trait]
+impl StoreGate for WriteLock {
+    async fn before(&self, call: StoreCall) -> Result<(), LeaseStoreError> {
+        if call == StoreCall::Read {
+            return Ok(());
+        }
+        if call == StoreCall::Renew
+            && let Some(hold) = self.arm.lock().expect("lock").take()
+        {
+            *self.locked_until.lock().expect("lock") = Some(self.clock.monotonic() + hold);
+        }
+        let now = self.clock.monotonic();
+        let Some(until) = *self.locked_until.lock().expect("lock") else {
+            return Ok(());
+        };
+        if until <= now {
+            return Ok(());
+        }
+        tokio::time::sleep((until - now).min(self.busy_timeout)).await;
+        if until > self.clock.monotonic() {
+            return Err(LeaseStoreError::Throttled(
+                "sqlite is busy: database is locked".to_owned(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -569,13 +609,12 @@ async fn a_write_lock_held_for_less_than_the_failover_time_costs_no_lease() {
     // lands on a 6 s lock fails after 5 s; the renewer must try again at once, not a whole
     // renew interval later.
     let failover = Duration::from_secs(10);
-    let store = Arc::new(LockedStore {
-        inner: InMemoryLeaseStore::new(),
+    let store = Arc::new(GatedStore::new(WriteLock {
         busy_timeout: Duration::from_secs(5),
         clock: TokioClock::new(),
         arm: Mutex::new(None),
         locked_until: Mutex::new(None),
-    });
+    }));
     let mut config = FleetConfig::fast(TokioClock::shared(), 4);
     config.lease = LeaseConfig::builder()
         .failover_time(failover)
@@ -605,7 +644,7 @@ async fn a_write_lock_held_for_less_than_the_failover_time_costs_no_lease() {
     let lost_before = lost();
     let taken_before = w1.metrics().leases_taken + w2.metrics().leases_taken;
     for _ in 0..3 {
-        *store.arm.lock().expect("lock") = Some(Duration::from_secs(6));
+        *store.gate.arm.lock().expect("lock") = Some(Duration::from_secs(6));
         // Let the lock come and go, then a few more renewals.
         tokio::time::sleep(failover * 2).await;
         fleet.produce(50, 8).await.expect("produce");
@@ -625,90 +664,23 @@ async fn a_write_lock_held_for_less_than_the_failover_time_costs_no_lease() {
 
 // --- A lease store that stays broken ------------------------------------------------------
 
-/// A real in-memory store that fails every write as unavailable (a full disk) once `broken`,
-/// and every read too unless `reads_work` (a full disk still answers reads).
-struct BreakableStore {
-    inner: InMemoryLeaseStore,
+/// A full disk: once `broken`, every write fails as unavailable, and every read too unless
+/// `reads_work` (a full disk still answers reads).
+struct Breakage {
     broken: AtomicBool,
     reads_work: bool,
 }
 
-impl BreakableStore {
-    fn check_read(&self) -> Result<(), LeaseStoreError> {
-        if self.reads_work {
-            return Ok(());
-        }
-        self.check()
-    }
-
-    fn check(&self) -> Result<(), LeaseStoreError> {
-        if self.broken.load(Ordering::SeqCst) {
+#[async_trait::async_trait]
+impl StoreGate for Breakage {
+    async fn before(&self, call: StoreCall) -> Result<(), LeaseStoreError> {
+        let answered = call == StoreCall::Read && self.reads_work;
+        if self.broken.load(Ordering::SeqCst) && !answered {
             return Err(LeaseStoreError::Unavailable(
                 "disk full: database or disk is full".to_owned(),
             ));
         }
         Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl LeaseStore for BreakableStore {
-    async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool, LeaseStoreError> {
-        self.check()?;
-        self.inner.create_lease_if_absent(lease).await
-    }
-    async fn list_leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
-        self.check_read()?;
-        self.inner.list_leases().await
-    }
-    async fn get_lease(&self, key: &ShardId) -> Result<Option<Lease>, LeaseStoreError> {
-        self.check_read()?;
-        self.inner.get_lease(key).await
-    }
-    async fn renew_leases(
-        &self,
-        renewals: &[Renewal],
-    ) -> Result<Vec<Result<Lease, LeaseStoreError>>, LeaseStoreError> {
-        self.check()?;
-        self.inner.renew_leases(renewals).await
-    }
-    async fn take_lease(
-        &self,
-        key: &ShardId,
-        counter: u64,
-        owner: &str,
-    ) -> Result<Lease, LeaseStoreError> {
-        self.check()?;
-        self.inner.take_lease(key, counter, owner).await
-    }
-    async fn evict_lease(&self, key: &ShardId, owner: &str) -> Result<Lease, LeaseStoreError> {
-        self.check()?;
-        self.inner.evict_lease(key, owner).await
-    }
-    async fn update_checkpoint(
-        &self,
-        key: &ShardId,
-        owner: &str,
-        counter: u64,
-        update: &CheckpointUpdate,
-    ) -> Result<Lease, LeaseStoreError> {
-        self.check()?;
-        self.inner
-            .update_checkpoint(key, owner, counter, update)
-            .await
-    }
-    async fn update_lineage(
-        &self,
-        key: &ShardId,
-        children: &[ShardId],
-        range: Option<HashKeyRange>,
-    ) -> Result<Lease, LeaseStoreError> {
-        self.check()?;
-        self.inner.update_lineage(key, children, range).await
-    }
-    async fn delete_lease(&self, key: &ShardId) -> Result<(), LeaseStoreError> {
-        self.check()?;
-        self.inner.delete_lease(key).await
     }
 }
 
@@ -722,11 +694,10 @@ async fn a_store_that_stays_broken_makes_the_worker_unhealthy_then_stop_with_an_
 async fn a_store_that_stays_broken(reads_work: bool) {
     let (broker, client) = broker_with(Duration::ZERO);
     one_shard_stream(&broker, 5).await;
-    let store = Arc::new(BreakableStore {
-        inner: InMemoryLeaseStore::new(),
+    let store = Arc::new(GatedStore::new(Breakage {
         broken: AtomicBool::new(false),
         reads_work,
-    });
+    }));
     let mut config = worker_config("w1", store.clone(), client, Duration::from_secs(2));
     config.lease_store_failure_timeout = Some(Duration::from_secs(30));
     let attempts = Arc::new(AtomicUsize::new(0));
@@ -736,7 +707,7 @@ async fn a_store_that_stays_broken(reads_work: bool) {
     let holds = eventually(DEADLINE, || async { handle.metrics().leases_held == 1 }).await;
     assert!(holds, "the worker takes the lease");
     assert!(handle.health().is_healthy());
-    store.broken.store(true, Ordering::SeqCst);
+    store.gate.broken.store(true, Ordering::SeqCst);
     let unhealthy = eventually(DEADLINE, || async { !handle.health().is_healthy() }).await;
     assert!(unhealthy, "a failing store makes the worker unhealthy");
     let result = tokio::time::timeout(DEADLINE, run)
