@@ -18,6 +18,22 @@ use std::time::{Duration, Instant};
 const STARTUP_DEADLINE: Duration = Duration::from_secs(90);
 /// How often to try to start on a fresh port when the chosen one was taken meanwhile.
 const START_ATTEMPTS: usize = 3;
+/// moto's server, with every request handled under one lock. moto checks a write's condition
+/// and then applies it without a lock, so two concurrent conditional writes to the same item can
+/// both succeed on its threaded server; real DynamoDB applies each conditional write atomically.
+/// Serializing requests restores that guarantee (it is stricter than DynamoDB's per-item
+/// isolation, which only makes tests slower, never wrong).
+const MOTO_SERIALIZED: &str = r#"
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.server import DomainDispatcherApplication, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialized(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True)
+"#;
 /// Environment variable that turns a missing server into a test failure.
 const REQUIRE_ENV: &str = "KCL_REQUIRE_DYNAMODB";
 
@@ -32,7 +48,7 @@ pub struct LocalDynamoDb {
 /// Which server implementation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
-    /// moto's server mode (`pip install 'moto[server]'`).
+    /// moto's server mode (`pip install 'moto[server]'`), requests serialized.
     Moto,
     /// dynalite (`npm install -g dynalite`).
     Dynalite,
@@ -109,7 +125,7 @@ fn spawn(kind: ServerKind, port: u16) -> std::io::Result<Child> {
     let mut command = match kind {
         ServerKind::Moto => {
             let mut command = Command::new("python3");
-            command.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port_text]);
+            command.args(["-c", MOTO_SERIALIZED, "127.0.0.1", &port_text]);
             command
         }
         ServerKind::Dynalite => {
