@@ -379,77 +379,80 @@ mod tests {
         assert_eq!(lease.pending_checkpoint_state, None);
     }
 
+    /// A damage done to an item: its name, the change, and the expected message part.
+    type Damage = (&'static str, fn(&mut Item), &'static str);
+
     #[test]
     fn malformed_items_name_the_lease_and_attribute() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Item)>, &str)> = vec![
+        let cases: Vec<Damage> = vec![
             (
                 "missing key",
-                Box::new(|item| {
+                |item| {
                     item.remove(LEASE_KEY);
-                }),
+                },
                 "attribute leaseKey is missing",
             ),
             (
                 "key not S",
-                Box::new(|item| {
+                |item| {
                     item.insert(LEASE_KEY.into(), number(1));
-                }),
+                },
                 "attribute leaseKey must be a string (S), found number (N)",
             ),
             (
                 "missing counter",
-                Box::new(|item| {
+                |item| {
                     item.remove(LEASE_COUNTER);
-                }),
+                },
                 "attribute leaseCounter is missing",
             ),
             (
                 "counter not N",
-                Box::new(|item| {
+                |item| {
                     item.insert(LEASE_COUNTER.into(), AttributeValue::S("1".into()));
-                }),
+                },
                 "attribute leaseCounter must be a number (N), found string (S)",
             ),
             (
                 "negative counter",
-                Box::new(|item| {
+                |item| {
                     item.insert(LEASE_COUNTER.into(), AttributeValue::N("-1".into()));
-                }),
+                },
                 "attribute leaseCounter must be a non-negative integer, found \"-1\"",
             ),
             (
                 "missing checkpoint",
-                Box::new(|item| {
+                |item| {
                     item.remove(CHECKPOINT);
-                }),
+                },
                 "attribute checkpoint is missing",
             ),
             (
                 "bad checkpoint",
-                Box::new(|item| {
+                |item| {
                     item.insert(CHECKPOINT.into(), AttributeValue::S("soon".into()));
-                }),
+                },
                 "attribute checkpoint must be a sequence number",
             ),
             (
                 "parents not SS",
-                Box::new(|item| {
+                |item| {
                     item.insert(PARENT_SHARD_IDS.into(), AttributeValue::S("p".into()));
-                }),
+                },
                 "attribute parentShardId must be a string set (SS)",
             ),
             (
                 "bad hash key",
-                Box::new(|item| {
+                |item| {
                     item.insert(ENDING_HASH_KEY.into(), AttributeValue::S("x".into()));
-                }),
+                },
                 "attribute endingHashKey must be a decimal hash key",
             ),
             (
                 "owner not S",
-                Box::new(|item| {
+                |item| {
                     item.insert(LEASE_OWNER.into(), AttributeValue::Bool(true));
-                }),
+                },
                 "attribute leaseOwner must be a string (S), found boolean (BOOL)",
             ),
         ];

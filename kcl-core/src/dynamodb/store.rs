@@ -264,8 +264,15 @@ impl DynamoDbLeaseStore {
         let Some(UpdateItemError::ConditionalCheckFailedException(failed)) =
             error.as_service_error()
         else {
+            let class = classify(&error);
+            if class == FailureClass::Invalid {
+                // The request is fixed, so the stored item must be at fault: name its attribute.
+                if let Some(item) = self.read_item(&update.lease_key).await? {
+                    self.decode(&item)?;
+                }
+            }
             return Err(to_store_error(
-                classify(&error),
+                class,
                 &format!("{} lease {}", update.operation, update.lease_key),
                 &describe(&error),
             ));
