@@ -506,3 +506,151 @@ async fn bad_options_and_an_unreachable_endpoint_are_clear_errors() {
         other => panic!("unreachable endpoint: {other:?}"),
     }
 }
+
+/// A fault injector in front of the real server: answers the first `throttles` requests with
+/// DynamoDB's `ProvisionedThroughputExceededException` (HTTP 400) and forwards the rest.
+mod throttling_proxy {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// One HTTP/1.1 message: the head (start line and headers) and the body.
+    fn read_message(reader: &mut impl BufRead) -> std::io::Result<Option<(String, Vec<u8>)>> {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(None);
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let length = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())
+                    .flatten()
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        Ok(Some((head, body)))
+    }
+
+    fn forward(upstream_port: u16, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
+        upstream.write_all(head.as_bytes())?;
+        upstream.write_all(body)?;
+        let mut reader = BufReader::new(upstream);
+        let (response_head, response_body) =
+            read_message(&mut reader)?.ok_or_else(|| std::io::Error::other("upstream closed"))?;
+        let mut response = response_head.into_bytes();
+        response.extend_from_slice(&response_body);
+        Ok(response)
+    }
+
+    fn throttled() -> Vec<u8> {
+        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected throttle"}"#;
+        format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Starts the proxy; returns its port and the count of requests it has seen.
+    pub(super) fn start(upstream_port: u16, throttles: u64) -> (u16, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("address").port();
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(mut client) = connection else { return };
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().expect("clone"));
+                    while let Ok(Some((head, body))) = read_message(&mut reader) {
+                        let number = counter.fetch_add(1, Ordering::SeqCst);
+                        let response = if number < throttles {
+                            throttled()
+                        } else {
+                            match forward(upstream_port, &head, &body) {
+                                Ok(response) => response,
+                                Err(_) => return,
+                            }
+                        };
+                        if client.write_all(&response).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (port, seen)
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_retried_inside_the_budget_then_reported() {
+    let Some(server) = start_server().await else {
+        return;
+    };
+    let upstream_port: u16 = server
+        .endpoint_url()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("port");
+    // Three throttles, then the real server: connect succeeds after retrying.
+    let (port, seen) = throttling_proxy::start(upstream_port, 3);
+    let through_throttles = options(&server, "throttled")
+        .with_endpoint_url(format!("http://127.0.0.1:{port}"))
+        .with_retry_budget(Duration::from_secs(10));
+    let store = DynamoDbLeaseStore::connect(through_throttles)
+        .await
+        .expect("connect through throttles");
+    assert!(
+        store.requests_sent() >= 4,
+        "3 throttled attempts were retried"
+    );
+    assert_eq!(
+        store.requests_sent(),
+        seen.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    store
+        .create_lease_if_absent(&Lease::new(
+            ShardId::from_index(0),
+            ExtendedSequenceNumber::LATEST,
+        ))
+        .await
+        .expect("create after the throttles");
+
+    // Throttled forever: the budget runs out and the error says Throttled (retryable).
+    let (port, seen) = throttling_proxy::start(upstream_port, u64::MAX);
+    let always_throttled = options(&server, "throttled")
+        .with_endpoint_url(format!("http://127.0.0.1:{port}"))
+        .with_retry_budget(Duration::from_millis(300));
+    match DynamoDbLeaseStore::connect(always_throttled).await {
+        Err(error @ LeaseStoreError::Throttled(_)) => {
+            assert!(error.is_retryable());
+            assert!(
+                error
+                    .to_string()
+                    .contains("ProvisionedThroughputExceededException"),
+                "{error}"
+            );
+        }
+        other => panic!("always throttled: {other:?}"),
+    }
+    assert!(
+        seen.load(std::sync::atomic::Ordering::SeqCst) > 1,
+        "retried before giving up"
+    );
+}
