@@ -660,7 +660,13 @@ mod dynamodb {
         ) else {
             return;
         };
-        let store = DynamoDbLeaseStore::connect(options(&endpoint, "race"))
+        // Everything from the standard AWS environment variables the parent set, as a worker
+        // on a real host would get it (AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, credentials).
+        assert_eq!(
+            std::env::var("AWS_ENDPOINT_URL_DYNAMODB").as_deref(),
+            Ok(endpoint.as_str())
+        );
+        let store = DynamoDbLeaseStore::connect(DynamoDbOptions::new("race"))
             .await
             .expect("connect");
         println!("\nRACE ready");
@@ -709,6 +715,11 @@ mod dynamodb {
                     "--test-threads=1",
                 ])
                 .env(RACE_ENDPOINT, &endpoint)
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env_remove("AWS_PROFILE")
                 .env(RACE_WORKER, worker)
                 .env(RACE_GO, &go)
                 .stdout(Stdio::piped())

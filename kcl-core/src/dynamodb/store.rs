@@ -306,6 +306,7 @@ impl DynamoDbLeaseStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(shard_id = %renewal.lease_key, worker_id = %renewal.owner))]
     async fn renew_one(&self, renewal: &Renewal) -> Result<Lease, LeaseStoreError> {
         let update = Update {
             operation: "renew",
