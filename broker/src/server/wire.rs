@@ -7,6 +7,7 @@
 
 use super::codec::{Blob, Timestamp};
 use super::error::ServerError;
+use crate::engine::validate::Violations;
 use crate::engine::{
     Consumer, ConsumerRef, CreateStreamInput, DescribeLimitsOutput, DescribeStreamInput,
     GetRecordsInput, GetShardIteratorInput, ListShardsInput, ListShardsOutput,
@@ -27,90 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 // ---------------------------------------------------------------------------------------------
-// Validation helpers
-
-/// Collects constraint violations of one request, worded as AWS words them.
-#[derive(Debug, Default)]
-pub(crate) struct Violations(Vec<String>);
-
-impl Violations {
-    /// A required member that is absent.
-    pub(crate) fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
-        if value.is_none() {
-            self.0.push(format!(
-                "Value null at '{field}' failed to satisfy constraint: Member must not be null"
-            ));
-        }
-        value
-    }
-
-    /// An integer member that must lie in `[min, max]`.
-    pub(crate) fn range(
-        &mut self,
-        value: Option<i64>,
-        field: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<u32> {
-        let value = value?;
-        if value < min {
-            self.0.push(format!(
-                "Value '{value}' at '{field}' failed to satisfy constraint: Member must have \
-                 value greater than or equal to {min}"
-            ));
-            return None;
-        }
-        if value > max {
-            self.0.push(format!(
-                "Value '{value}' at '{field}' failed to satisfy constraint: Member must have \
-                 value less than or equal to {max}"
-            ));
-            return None;
-        }
-        u32::try_from(value).ok()
-    }
-
-    /// A string member that must be one of `allowed`.
-    pub(crate) fn one_of<'a>(
-        &mut self,
-        value: &'a str,
-        field: &str,
-        allowed: &[&str],
-    ) -> Option<&'a str> {
-        if allowed.contains(&value) {
-            return Some(value);
-        }
-        self.0.push(format!(
-            "Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy \
-             enum value set: [{}]",
-            allowed.join(", ")
-        ));
-        None
-    }
-
-    /// A sequence-number member.
-    pub(crate) fn sequence_number(&mut self, value: &str, field: &str) -> Option<SequenceNumber> {
-        match value.parse() {
-            Ok(number) => Some(number),
-            Err(_) => {
-                self.0.push(format!(
-                    "Value '{value}' at '{field}' failed to satisfy constraint: Member must \
-                     satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})"
-                ));
-                None
-            }
-        }
-    }
-
-    /// Fails with a `ValidationException` if anything was collected.
-    pub(crate) fn finish(self) -> Result<(), ServerError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ServerError::Validation(self.0))
-        }
-    }
-}
+// Validation helpers (the collector is the engine's [`Violations`])
 
 fn stream_ref(name: Option<String>, arn: Option<String>) -> Result<StreamRef, ServerError> {
     Ok(StreamRef::from_parts(name, arn)?)
@@ -308,9 +226,9 @@ impl CreateStreamRequest {
     pub(crate) fn into_input(self) -> Result<CreateStreamInput, ServerError> {
         let mut violations = Violations::default();
         let stream_name = violations.required(self.stream_name, "streamName");
-        let shard_count = violations.range(self.shard_count, "shardCount", 1, 100_000);
+        let shard_count = violations.bounded(self.shard_count, "shardCount", 1, 100_000);
         let stream_mode = parse_mode(self.stream_mode_details, &mut violations);
-        violations.finish()?;
+        violations.into_result()?;
         Ok(CreateStreamInput {
             stream_name: stream_name.unwrap_or_default(),
             shard_count,
@@ -371,8 +289,8 @@ impl DescribeStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<DescribeStreamInput, ServerError> {
         let mut violations = Violations::default();
-        let limit = violations.range(self.limit, "limit", 1, 10_000);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
+        violations.into_result()?;
         Ok(DescribeStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             limit,
@@ -488,8 +406,8 @@ impl ListStreamsRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListStreamsInput, ServerError> {
         let mut violations = Violations::default();
-        let limit = violations.range(self.limit, "limit", 1, 10_000);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
+        violations.into_result()?;
         Ok(ListStreamsInput {
             limit,
             exclusive_start_stream_name: self.exclusive_start_stream_name,
@@ -599,11 +517,11 @@ impl ListShardsRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListShardsInput, ServerError> {
         let mut violations = Violations::default();
-        let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
+        let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
         let shard_filter = self
             .shard_filter
             .and_then(|filter| filter.into_filter(&mut violations));
-        violations.finish()?;
+        violations.into_result()?;
         let stream = match (self.stream_name, self.stream_arn) {
             (None, None) => None,
             (name, arn) => Some(stream_ref(name, arn)?),
@@ -675,7 +593,7 @@ impl SplitShardRequest {
         let mut violations = Violations::default();
         let shard = violations.required(self.shard_to_split, "shardToSplit");
         let key = violations.required(self.new_starting_hash_key, "newStartingHashKey");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(SplitShardInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             shard_to_split: ShardId::from(shard.unwrap_or_default()),
@@ -701,7 +619,7 @@ impl MergeShardsRequest {
         let mut violations = Violations::default();
         let shard = violations.required(self.shard_to_merge, "shardToMerge");
         let adjacent = violations.required(self.adjacent_shard_to_merge, "adjacentShardToMerge");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(MergeShardsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             shard_to_merge: ShardId::from(shard.unwrap_or_default()),
@@ -726,9 +644,9 @@ impl UpdateShardCountRequest {
     pub(crate) fn into_input(self) -> Result<UpdateShardCountInput, ServerError> {
         let mut violations = Violations::default();
         let target = violations.required(self.target_shard_count, "targetShardCount");
-        let target = violations.range(target, "targetShardCount", 1, 100_000);
+        let target = violations.bounded(target, "targetShardCount", 1, 100_000);
         let scaling_type = violations.required(self.scaling_type, "scalingType");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(UpdateShardCountInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             target_shard_count: target.unwrap_or_default(),
@@ -775,8 +693,8 @@ impl RetentionPeriodRequest {
         let mut violations = Violations::default();
         let hours = violations.required(self.retention_period_hours, "retentionPeriodHours");
         // AWS checks 24..=8760 with its own wording in the engine; only the type range here.
-        let hours = violations.range(hours, "retentionPeriodHours", 1, 100_000);
-        violations.finish()?;
+        let hours = violations.bounded(hours, "retentionPeriodHours", 1, 100_000);
+        violations.into_result()?;
         Ok(RetentionPeriodInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             retention_period_hours: hours.unwrap_or_default(),
@@ -800,7 +718,7 @@ impl UpdateStreamModeRequest {
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let details = violations.required(self.stream_mode_details, "streamModeDetails");
         let mode = parse_mode(details, &mut violations);
-        violations.finish()?;
+        violations.into_result()?;
         Ok(UpdateStreamModeInput {
             stream_arn: stream_arn.unwrap_or_default(),
             stream_mode: mode.unwrap_or_default(),
@@ -826,7 +744,7 @@ impl AddTagsToStreamRequest {
     pub(crate) fn into_input(self) -> Result<crate::engine::AddTagsToStreamInput, ServerError> {
         let mut violations = Violations::default();
         let tags = violations.required(self.tags, "tags");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(crate::engine::AddTagsToStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             tags: tags.unwrap_or_default(),
@@ -849,7 +767,7 @@ impl RemoveTagsFromStreamRequest {
     pub(crate) fn into_input(self) -> Result<RemoveTagsFromStreamInput, ServerError> {
         let mut violations = Violations::default();
         let tag_keys = violations.required(self.tag_keys, "tagKeys");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(RemoveTagsFromStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             tag_keys: tag_keys.unwrap_or_default(),
@@ -872,8 +790,8 @@ impl ListTagsForStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListTagsForStreamInput, ServerError> {
         let mut violations = Violations::default();
-        let limit = violations.range(self.limit, "limit", 1, 50);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 50);
+        violations.into_result()?;
         Ok(ListTagsForStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             exclusive_start_tag_key: self.exclusive_start_tag_key,
@@ -914,7 +832,7 @@ impl TagResourceRequest {
         let mut violations = Violations::default();
         let tags = violations.required(self.tags, "tags");
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(TagResourceInput {
             resource_arn: resource_arn.unwrap_or_default(),
             tags: tags.unwrap_or_default(),
@@ -937,7 +855,7 @@ impl UntagResourceRequest {
         let mut violations = Violations::default();
         let tag_keys = violations.required(self.tag_keys, "tagKeys");
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(UntagResourceInput {
             resource_arn: resource_arn.unwrap_or_default(),
             tag_keys: tag_keys.unwrap_or_default(),
@@ -958,7 +876,7 @@ impl ListTagsForResourceRequest {
     pub(crate) fn into_arn(self) -> Result<String, ServerError> {
         let mut violations = Violations::default();
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(resource_arn.unwrap_or_default())
     }
 }
@@ -1000,7 +918,7 @@ impl PutRecordRequest {
         let mut violations = Violations::default();
         let data = violations.required(self.data, "data");
         let partition_key = violations.required(self.partition_key, "partitionKey");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(PutRecordInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             data: data.unwrap_or_default().0,
@@ -1073,7 +991,7 @@ impl PutRecordsRequest {
                 });
             }
         }
-        violations.finish()?;
+        violations.into_result()?;
         Ok(PutRecordsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             records,
@@ -1210,7 +1128,7 @@ impl GetShardIteratorRequest {
             ["shardIteratorType", "startingSequenceNumber", "timestamp"],
             &mut violations,
         )?;
-        violations.finish()?;
+        violations.into_result()?;
         let (Some(shard_id), Some(position)) = (shard_id, position) else {
             return Err(ServerError::InternalFailure(
                 "validated request lost a member".into(),
@@ -1247,8 +1165,8 @@ impl GetRecordsRequest {
     pub(crate) fn into_input(self) -> Result<GetRecordsInput, ServerError> {
         let mut violations = Violations::default();
         let shard_iterator = violations.required(self.shard_iterator, "shardIterator");
-        let limit = violations.range(self.limit, "limit", 1, 10_000);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
+        violations.into_result()?;
         Ok(GetRecordsInput {
             shard_iterator: shard_iterator.unwrap_or_default(),
             limit,
@@ -1302,7 +1220,7 @@ impl RegisterStreamConsumerRequest {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let consumer_name = violations.required(self.consumer_name, "consumerName");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(RegisterStreamConsumerInput {
             stream_arn: stream_arn.unwrap_or_default(),
             consumer_name: consumer_name.unwrap_or_default(),
@@ -1419,8 +1337,8 @@ impl ListStreamConsumersRequest {
     pub(crate) fn into_input(self) -> Result<ListStreamConsumersInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
-        let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
-        violations.finish()?;
+        let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
+        violations.into_result()?;
         Ok(ListStreamConsumersInput {
             stream_arn: stream_arn.unwrap_or_default(),
             next_token: self.next_token,
@@ -1492,7 +1410,7 @@ impl SubscribeToShardRequest {
             )?,
             None => None,
         };
-        violations.finish()?;
+        violations.into_result()?;
         let (Some(consumer_arn), Some(shard_id), Some(position)) =
             (consumer_arn, shard_id, position)
         else {

@@ -2,9 +2,12 @@
 //! Kinesis, or another emulator. JSON protocol (`application/x-amz-json-1.1`), SigV4-signed with
 //! `aws-sigv4`, `SubscribeToShard` read as an event stream.
 
+use super::credentials::{CredentialsSource, StaticCredentials};
 use super::eventstream::{EventMessage, EventStreamDecoder};
 use super::retry::RetryConfig;
 use crate::error::WorkerError;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use backon::Retryable;
 use base64::Engine as _;
 use bytes::Bytes;
@@ -23,40 +26,6 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-/// AWS credentials used to sign requests.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StaticCredentials {
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: String,
-    /// The session token of temporary credentials.
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for StaticCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-impl StaticCredentials {
-    /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Option<Self> {
-        let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok()?;
-        let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").ok()?;
-        let session_token = std::env::var("AWS_SESSION_TOKEN").ok();
-        Some(StaticCredentials {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        })
-    }
-}
-
 /// Configuration of an [`HttpStreamClient`].
 #[derive(Debug, Clone)]
 pub struct HttpClientConfig {
@@ -64,8 +33,10 @@ pub struct HttpClientConfig {
     pub endpoint: String,
     /// The signing region; `None` reads `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
-    /// Credentials; `None` reads them from the environment.
-    pub credentials: Option<StaticCredentials>,
+    /// Where signing credentials come from; `None` reads `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` once. With the `aws` feature,
+    /// [`aws_client_config`](super::aws::aws_client_config) sets the standard AWS chain here.
+    pub credentials: Option<SharedCredentialsProvider>,
     /// Time limit of one request (not of a `SubscribeToShard` stream).
     pub request_timeout: Duration,
     /// Time limit to establish a connection.
@@ -89,7 +60,17 @@ impl HttpClientConfig {
 
     /// Sets explicit credentials.
     pub fn with_credentials(mut self, credentials: StaticCredentials) -> Self {
-        self.credentials = Some(credentials);
+        self.credentials = Some(credentials.into_provider());
+        self
+    }
+
+    /// Sets a credentials provider (asked on the first request and again before what it gave
+    /// expires).
+    pub fn with_credentials_provider(
+        mut self,
+        provider: impl ProvideCredentials + 'static,
+    ) -> Self {
+        self.credentials = Some(SharedCredentialsProvider::new(provider));
         self
     }
 
@@ -111,7 +92,7 @@ struct Inner {
     http: reqwest::Client,
     endpoint: reqwest::Url,
     region: String,
-    credentials: aws_credential_types::Credentials,
+    credentials: CredentialsSource,
     request_timeout: Duration,
     retry: RetryConfig,
 }
@@ -123,12 +104,16 @@ enum CallError {
     Service { status: u16, error: KinesisError },
     /// No (complete) answer: connection refused/reset, timeout, unreadable body.
     Transport(String),
+    /// No credentials to sign with (the provider failed); not retried here, the provider
+    /// retries what it can itself.
+    Credentials(String),
 }
 
 impl CallError {
     fn is_retryable(&self) -> bool {
         match self {
             CallError::Transport(_) => true,
+            CallError::Credentials(_) => false,
             CallError::Service { status, error } => *status >= 500 || error.is_retryable(),
         }
     }
@@ -136,7 +121,9 @@ impl CallError {
     fn into_kinesis(self) -> KinesisError {
         match self {
             CallError::Service { error, .. } => error,
-            CallError::Transport(message) => KinesisError::new(KinesisErrorKind::Other, message),
+            CallError::Transport(message) | CallError::Credentials(message) => {
+                KinesisError::new(KinesisErrorKind::Other, message)
+            }
         }
     }
 }
@@ -167,7 +154,7 @@ impl HttpStreamClient {
         let credentials = config
             .credentials
             .clone()
-            .or_else(StaticCredentials::from_env)
+            .or_else(|| StaticCredentials::from_env().map(StaticCredentials::into_provider))
             .ok_or_else(|| {
                 WorkerError::invalid_config(
                     "credentials",
@@ -185,13 +172,7 @@ impl HttpStreamClient {
             .tcp_nodelay(true)
             .build()
             .map_err(|error| WorkerError::invalid_config("endpoint", error.to_string()))?;
-        let credentials = aws_credential_types::Credentials::new(
-            credentials.access_key_id,
-            credentials.secret_access_key,
-            credentials.session_token,
-            None,
-            "kcl-rs",
-        );
+        let credentials = CredentialsSource::new(credentials);
         Ok(HttpStreamClient {
             inner: Arc::new(Inner {
                 http,
@@ -248,7 +229,14 @@ impl HttpStreamClient {
         with_timeout: bool,
     ) -> Result<reqwest::Response, CallError> {
         let target = format!("{TARGET_PREFIX}{operation}");
-        let headers = self.sign(&target, &body)?;
+        let now = SystemTime::now();
+        let credentials = self
+            .inner
+            .credentials
+            .credentials_at(now)
+            .await
+            .map_err(CallError::Credentials)?;
+        let headers = self.sign(&credentials, now, &target, &body)?;
         let mut request = self
             .inner
             .http
@@ -305,15 +293,21 @@ impl HttpStreamClient {
     }
 
     /// SigV4 headers for a request to the endpoint.
-    fn sign(&self, target: &str, body: &[u8]) -> Result<Vec<(String, String)>, CallError> {
+    fn sign(
+        &self,
+        credentials: &Credentials,
+        now: SystemTime,
+        target: &str,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, CallError> {
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         use aws_sigv4::sign::v4;
-        let identity = self.inner.credentials.clone().into();
+        let identity = credentials.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.inner.region)
             .name("kinesis")
-            .time(SystemTime::now())
+            .time(now)
             .settings(SigningSettings::default())
             .build()
             .map_err(|error| CallError::Transport(format!("signing: {error}")))?
