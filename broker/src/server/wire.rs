@@ -19,13 +19,32 @@ use crate::engine::{
     TagResourceInput, UntagResourceInput, UpdateShardCountInput, UpdateShardCountOutput,
     UpdateStreamModeInput,
 };
-use kcl_core::kinesis::{
-    ChildShard, ConsumerDescription, GetRecordsOutput, HashKeyRange, Record, SequenceNumber, Shard,
-    ShardFilter, ShardId, StartingPosition, SubscribeToShardEvent,
-};
+use kcl_core::kinesis::{GetRecordsOutput, SequenceNumber, ShardFilter, ShardId, StartingPosition};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt::Display;
+
+// ---------------------------------------------------------------------------------------------
+// Shapes shared with every HTTP client (kcl-core's `kinesis::wire`), under the names this
+// module's dispatcher uses, and how the server turns those requests into engine inputs.
+
+pub(crate) use kcl_core::kinesis::wire::{
+    ConsumerRefRequest, DescribeStreamConsumerResponse, DescribeStreamSummaryResponse,
+    EnhancedMetrics, GetRecordsRequest, GetRecordsResponse, GetShardIteratorRequest,
+    GetShardIteratorResponse, ListShardsRequest, ListShardsResponse, RegisterStreamConsumerRequest,
+    RegisterStreamConsumerResponse, StreamModeDetails, StreamNameRequest as StreamOnlyRequest,
+    SubscribeToShardEventPayload as WireSubscribeToShardEvent, SubscribeToShardRequest,
+    WireChildShard, WireConsumer, WireShard, WireShardFilter, WireStreamDescriptionSummary,
+};
+
+/// Turns a shared request shape into the engine's typed input, validating it (the requests
+/// defined here have inherent `into_input` methods of the same shape).
+pub(crate) trait IntoInput {
+    /// The engine input.
+    type Input;
+    /// The engine input, or the violations as AWS words them.
+    fn into_input(self) -> Result<Self::Input, ServerError>;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Validation helpers (the collector is the engine's [`Violations`])
@@ -51,14 +70,6 @@ fn display_opt<T: Display, S: Serializer>(
 // ---------------------------------------------------------------------------------------------
 // Shared response shapes
 
-/// `StreamModeDetails`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamModeDetails {
-    /// `PROVISIONED` or `ON_DEMAND`.
-    pub stream_mode: Option<String>,
-}
-
 fn mode_details(mode: StreamMode) -> StreamModeDetails {
     StreamModeDetails {
         stream_mode: Some(mode.as_str().to_owned()),
@@ -77,114 +88,6 @@ fn parse_mode(
         &["PROVISIONED", "ON_DEMAND"],
     )?;
     StreamMode::parse(mode)
-}
-
-/// `HashKeyRange`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireHashKeyRange {
-    #[serde(serialize_with = "display")]
-    starting_hash_key: u128,
-    #[serde(serialize_with = "display")]
-    ending_hash_key: u128,
-}
-
-impl From<HashKeyRange> for WireHashKeyRange {
-    fn from(range: HashKeyRange) -> Self {
-        WireHashKeyRange {
-            starting_hash_key: range.starting_hash_key,
-            ending_hash_key: range.ending_hash_key,
-        }
-    }
-}
-
-/// `SequenceNumberRange`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireSequenceNumberRange {
-    #[serde(serialize_with = "display")]
-    starting_sequence_number: SequenceNumber,
-    #[serde(
-        serialize_with = "display_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    ending_sequence_number: Option<SequenceNumber>,
-}
-
-/// `Shard`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireShard {
-    shard_id: ShardId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_shard_id: Option<ShardId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    adjacent_parent_shard_id: Option<ShardId>,
-    hash_key_range: WireHashKeyRange,
-    sequence_number_range: WireSequenceNumberRange,
-}
-
-impl From<Shard> for WireShard {
-    fn from(shard: Shard) -> Self {
-        WireShard {
-            shard_id: shard.shard_id,
-            parent_shard_id: shard.parent_shard_id,
-            adjacent_parent_shard_id: shard.adjacent_parent_shard_id,
-            hash_key_range: shard.hash_key_range.into(),
-            sequence_number_range: WireSequenceNumberRange {
-                starting_sequence_number: shard.sequence_number_range.starting_sequence_number,
-                ending_sequence_number: shard.sequence_number_range.ending_sequence_number,
-            },
-        }
-    }
-}
-
-/// `ChildShard`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireChildShard {
-    shard_id: ShardId,
-    parent_shards: Vec<ShardId>,
-    hash_key_range: WireHashKeyRange,
-}
-
-impl From<ChildShard> for WireChildShard {
-    fn from(child: ChildShard) -> Self {
-        WireChildShard {
-            shard_id: child.shard_id,
-            parent_shards: child.parent_shards,
-            hash_key_range: child.hash_key_range.into(),
-        }
-    }
-}
-
-/// `EnhancedMetrics`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct EnhancedMetrics {
-    shard_level_metrics: Vec<String>,
-}
-
-/// A `Record` of `GetRecords` and `SubscribeToShardEvent`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireRecord {
-    #[serde(serialize_with = "display")]
-    sequence_number: SequenceNumber,
-    approximate_arrival_timestamp: Timestamp,
-    data: Blob,
-    partition_key: std::sync::Arc<str>,
-}
-
-impl From<Record> for WireRecord {
-    fn from(record: Record) -> Self {
-        WireRecord {
-            sequence_number: record.sequence_number,
-            approximate_arrival_timestamp: Timestamp(record.approximate_arrival_timestamp),
-            data: Blob(record.data),
-            partition_key: record.partition_key,
-        }
-    }
 }
 
 /// `Tag`.
@@ -239,17 +142,13 @@ impl CreateStreamRequest {
 }
 
 /// A request naming only a stream (`DescribeStreamSummary`).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamOnlyRequest {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
+pub(crate) trait IntoStreamRef {
+    /// The stream named.
+    fn into_stream(self) -> Result<StreamRef, ServerError>;
 }
 
-impl StreamOnlyRequest {
-    /// The stream named.
-    pub(crate) fn into_stream(self) -> Result<StreamRef, ServerError> {
+impl IntoStreamRef for StreamOnlyRequest {
+    fn into_stream(self) -> Result<StreamRef, ServerError> {
         stream_ref(self.stream_name, self.stream_arn)
     }
 }
@@ -348,37 +247,13 @@ impl From<StreamDescription> for DescribeStreamResponse {
     }
 }
 
-/// `StreamDescriptionSummary`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireStreamDescriptionSummary {
-    stream_name: String,
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-    stream_status: &'static str,
-    stream_mode_details: StreamModeDetails,
-    retention_period_hours: u32,
-    stream_creation_timestamp: Timestamp,
-    enhanced_monitoring: Vec<EnhancedMetrics>,
-    encryption_type: String,
-    open_shard_count: u32,
-    consumer_count: u32,
-}
-
-/// `DescribeStreamSummary` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeStreamSummaryResponse {
-    stream_description_summary: WireStreamDescriptionSummary,
-}
-
 impl From<StreamDescriptionSummary> for DescribeStreamSummaryResponse {
     fn from(summary: StreamDescriptionSummary) -> Self {
         DescribeStreamSummaryResponse {
             stream_description_summary: WireStreamDescriptionSummary {
                 stream_name: summary.stream_name,
                 stream_arn: summary.stream_arn,
-                stream_status: summary.stream_status.as_str(),
+                stream_status: summary.stream_status.as_str().to_owned(),
                 stream_mode_details: mode_details(summary.stream_mode),
                 retention_period_hours: summary.retention_period_hours,
                 stream_creation_timestamp: Timestamp(summary.stream_creation_timestamp),
@@ -460,67 +335,44 @@ impl From<ListStreamsOutput> for ListStreamsResponse {
     }
 }
 
-/// `ShardFilter`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireShardFilter {
-    r#type: Option<String>,
-    shard_id: Option<String>,
-    timestamp: Option<Timestamp>,
+/// The filter of a `ListShards` request, collecting violations.
+fn shard_filter(filter: WireShardFilter, violations: &mut Violations) -> Option<ShardFilter> {
+    const TYPES: [&str; 6] = [
+        "AFTER_SHARD_ID",
+        "AT_TRIM_HORIZON",
+        "FROM_TRIM_HORIZON",
+        "AT_LATEST",
+        "AT_TIMESTAMP",
+        "FROM_TIMESTAMP",
+    ];
+    let kind = violations.required(filter.r#type, "shardFilter.type")?;
+    let kind = violations.one_of(&kind, "shardFilter.type", &TYPES)?;
+    let timestamp = |violations: &mut Violations| {
+        violations
+            .required(filter.timestamp, "shardFilter.timestamp")
+            .map(|t| t.0)
+    };
+    Some(match kind {
+        "AFTER_SHARD_ID" => ShardFilter::AfterShardId(ShardId::from(
+            violations.required(filter.shard_id, "shardFilter.shardId")?,
+        )),
+        "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
+        "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
+        "AT_LATEST" => ShardFilter::AtLatest,
+        "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp(violations)?),
+        _ => ShardFilter::FromTimestamp(timestamp(violations)?),
+    })
 }
 
-impl WireShardFilter {
-    fn into_filter(self, violations: &mut Violations) -> Option<ShardFilter> {
-        const TYPES: [&str; 6] = [
-            "AFTER_SHARD_ID",
-            "AT_TRIM_HORIZON",
-            "FROM_TRIM_HORIZON",
-            "AT_LATEST",
-            "AT_TIMESTAMP",
-            "FROM_TIMESTAMP",
-        ];
-        let kind = violations.required(self.r#type, "shardFilter.type")?;
-        let kind = violations.one_of(&kind, "shardFilter.type", &TYPES)?;
-        let timestamp = |violations: &mut Violations| {
-            violations
-                .required(self.timestamp, "shardFilter.timestamp")
-                .map(|t| t.0)
-        };
-        Some(match kind {
-            "AFTER_SHARD_ID" => ShardFilter::AfterShardId(ShardId::from(
-                violations.required(self.shard_id, "shardFilter.shardId")?,
-            )),
-            "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
-            "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
-            "AT_LATEST" => ShardFilter::AtLatest,
-            "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp(violations)?),
-            _ => ShardFilter::FromTimestamp(timestamp(violations)?),
-        })
-    }
-}
+impl IntoInput for ListShardsRequest {
+    type Input = ListShardsInput;
 
-/// `ListShards` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ListShardsRequest {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    next_token: Option<String>,
-    exclusive_start_shard_id: Option<String>,
-    max_results: Option<i64>,
-    stream_creation_timestamp: Option<Timestamp>,
-    shard_filter: Option<WireShardFilter>,
-}
-
-impl ListShardsRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<ListShardsInput, ServerError> {
+    fn into_input(self) -> Result<ListShardsInput, ServerError> {
         let mut violations = Violations::default();
         let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
         let shard_filter = self
             .shard_filter
-            .and_then(|filter| filter.into_filter(&mut violations));
+            .and_then(|filter| shard_filter(filter, &mut violations));
         violations.into_result()?;
         let stream = match (self.stream_name, self.stream_arn) {
             (None, None) => None,
@@ -535,15 +387,6 @@ impl ListShardsRequest {
             shard_filter,
         })
     }
-}
-
-/// `ListShards` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ListShardsResponse {
-    shards: Vec<WireShard>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
 }
 
 impl From<ListShardsOutput> for ListShardsResponse {
@@ -1103,22 +946,10 @@ fn starting_position(
     })
 }
 
-/// `GetShardIterator` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetShardIteratorRequest {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    shard_id: Option<String>,
-    shard_iterator_type: Option<String>,
-    starting_sequence_number: Option<String>,
-    timestamp: Option<Timestamp>,
-}
+impl IntoInput for GetShardIteratorRequest {
+    type Input = GetShardIteratorInput;
 
-impl GetShardIteratorRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
+    fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
         let mut violations = Violations::default();
         let shard_id = violations.required(self.shard_id, "shardId");
         let position = starting_position(
@@ -1142,27 +973,10 @@ impl GetShardIteratorRequest {
     }
 }
 
-/// `GetShardIterator` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetShardIteratorResponse {
-    /// The iterator.
-    pub shard_iterator: String,
-}
+impl IntoInput for GetRecordsRequest {
+    type Input = GetRecordsInput;
 
-/// `GetRecords` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetRecordsRequest {
-    shard_iterator: Option<String>,
-    limit: Option<i64>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-}
-
-impl GetRecordsRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<GetRecordsInput, ServerError> {
+    fn into_input(self) -> Result<GetRecordsInput, ServerError> {
         let mut violations = Violations::default();
         let shard_iterator = violations.required(self.shard_iterator, "shardIterator");
         let limit = violations.bounded(self.limit, "limit", 1, 10_000);
@@ -1175,48 +989,13 @@ impl GetRecordsRequest {
     }
 }
 
-/// `GetRecords` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetRecordsResponse {
-    records: Vec<WireRecord>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_shard_iterator: Option<String>,
-    millis_behind_latest: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    child_shards: Vec<WireChildShard>,
-}
-
-impl From<GetRecordsOutput> for GetRecordsResponse {
-    fn from(output: GetRecordsOutput) -> Self {
-        GetRecordsResponse {
-            records: output.records.into_iter().map(WireRecord::from).collect(),
-            next_shard_iterator: output.next_shard_iterator,
-            millis_behind_latest: output.millis_behind_latest,
-            child_shards: output
-                .child_shards
-                .into_iter()
-                .map(WireChildShard::from)
-                .collect(),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Enhanced fan-out
 
-/// `RegisterStreamConsumer` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct RegisterStreamConsumerRequest {
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    consumer_name: Option<String>,
-}
+impl IntoInput for RegisterStreamConsumerRequest {
+    type Input = RegisterStreamConsumerInput;
 
-impl RegisterStreamConsumerRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
+    fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let consumer_name = violations.required(self.consumer_name, "consumerName");
@@ -1228,95 +1007,37 @@ impl RegisterStreamConsumerRequest {
     }
 }
 
-/// A `Consumer`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireConsumer {
-    consumer_name: String,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: String,
-    consumer_status: String,
-    consumer_creation_timestamp: Timestamp,
-}
-
-impl From<Consumer> for WireConsumer {
-    fn from(consumer: Consumer) -> Self {
-        WireConsumer {
-            consumer_name: consumer.consumer_name,
-            consumer_arn: consumer.consumer_arn,
-            consumer_status: consumer.consumer_status,
-            consumer_creation_timestamp: Timestamp(consumer.consumer_creation_timestamp),
-        }
+/// A `Consumer` of `RegisterStreamConsumer` and `ListStreamConsumers` (no stream ARN).
+fn wire_consumer(consumer: Consumer) -> WireConsumer {
+    WireConsumer {
+        consumer_name: consumer.consumer_name,
+        consumer_arn: consumer.consumer_arn,
+        consumer_status: consumer.consumer_status,
+        consumer_creation_timestamp: Timestamp(consumer.consumer_creation_timestamp),
+        stream_arn: None,
     }
-}
-
-/// `RegisterStreamConsumer` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct RegisterStreamConsumerResponse {
-    consumer: WireConsumer,
 }
 
 impl From<Consumer> for RegisterStreamConsumerResponse {
     fn from(consumer: Consumer) -> Self {
         RegisterStreamConsumerResponse {
-            consumer: consumer.into(),
+            consumer: wire_consumer(consumer),
         }
     }
 }
 
-/// `DescribeStreamConsumer` / `DeregisterStreamConsumer` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ConsumerRefRequest {
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    consumer_name: Option<String>,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: Option<String>,
+/// A consumer named by a request (`DescribeStreamConsumer`, `DeregisterStreamConsumer`).
+pub(crate) trait IntoConsumerRef {
+    /// The engine reference.
+    fn into_ref(self) -> ConsumerRef;
 }
 
-impl ConsumerRefRequest {
-    /// The engine reference.
-    pub(crate) fn into_ref(self) -> ConsumerRef {
+impl IntoConsumerRef for ConsumerRefRequest {
+    fn into_ref(self) -> ConsumerRef {
         ConsumerRef {
             stream_arn: self.stream_arn,
             consumer_name: self.consumer_name,
             consumer_arn: self.consumer_arn,
-        }
-    }
-}
-
-/// `ConsumerDescription`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireConsumerDescription {
-    consumer_name: String,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: String,
-    consumer_status: String,
-    consumer_creation_timestamp: Timestamp,
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-}
-
-/// `DescribeStreamConsumer` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeStreamConsumerResponse {
-    consumer_description: WireConsumerDescription,
-}
-
-impl From<ConsumerDescription> for DescribeStreamConsumerResponse {
-    fn from(description: ConsumerDescription) -> Self {
-        DescribeStreamConsumerResponse {
-            consumer_description: WireConsumerDescription {
-                consumer_name: description.consumer_name,
-                consumer_arn: description.consumer_arn,
-                consumer_status: description.consumer_status,
-                consumer_creation_timestamp: Timestamp(description.consumer_creation_timestamp),
-                stream_arn: description.stream_arn,
-            },
         }
     }
 }
@@ -1360,38 +1081,16 @@ pub(crate) struct ListStreamConsumersResponse {
 impl From<ListStreamConsumersOutput> for ListStreamConsumersResponse {
     fn from(output: ListStreamConsumersOutput) -> Self {
         ListStreamConsumersResponse {
-            consumers: output
-                .consumers
-                .into_iter()
-                .map(WireConsumer::from)
-                .collect(),
+            consumers: output.consumers.into_iter().map(wire_consumer).collect(),
             next_token: output.next_token,
         }
     }
 }
 
-/// `StartingPosition` of `SubscribeToShard`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireStartingPosition {
-    r#type: Option<String>,
-    sequence_number: Option<String>,
-    timestamp: Option<Timestamp>,
-}
+impl IntoInput for SubscribeToShardRequest {
+    type Input = SubscribeToShardInput;
 
-/// `SubscribeToShard` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct SubscribeToShardRequest {
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: Option<String>,
-    shard_id: Option<String>,
-    starting_position: Option<WireStartingPosition>,
-}
-
-impl SubscribeToShardRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
+    fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
         let mut violations = Violations::default();
         let consumer_arn = violations.required(self.consumer_arn, "consumerARN");
         let shard_id = violations.required(self.shard_id, "shardId");
@@ -1423,36 +1122,6 @@ impl SubscribeToShardRequest {
             shard_id: ShardId::from(shard_id),
             starting_position: position,
         })
-    }
-}
-
-/// The payload of a `SubscribeToShardEvent` message.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireSubscribeToShardEvent {
-    records: Vec<WireRecord>,
-    #[serde(
-        serialize_with = "display_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    continuation_sequence_number: Option<SequenceNumber>,
-    millis_behind_latest: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    child_shards: Vec<WireChildShard>,
-}
-
-impl From<SubscribeToShardEvent> for WireSubscribeToShardEvent {
-    fn from(event: SubscribeToShardEvent) -> Self {
-        WireSubscribeToShardEvent {
-            records: event.records.into_iter().map(WireRecord::from).collect(),
-            continuation_sequence_number: event.continuation_sequence_number,
-            millis_behind_latest: event.millis_behind_latest,
-            child_shards: event
-                .child_shards
-                .into_iter()
-                .map(WireChildShard::from)
-                .collect(),
-        }
     }
 }
 
@@ -1537,7 +1206,7 @@ pub(crate) fn get_records_json(output: &GetRecordsOutput) -> Result<Vec<u8>, Ser
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use kcl_core::kinesis::EpochMillis;
+    use kcl_core::kinesis::{ChildShard, EpochMillis, HashKeyRange, Record};
     use proptest::prelude::*;
 
     fn output(
