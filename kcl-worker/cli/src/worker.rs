@@ -37,17 +37,23 @@ pub fn default_worker_id() -> String {
 /// The client configuration of the connection flags: credentials and region from the standard
 /// AWS chain (env, profile files, SSO, web identity, ECS/EC2 metadata), the endpoint by the AWS
 /// precedence (`--endpoint`/`KCL_ENDPOINT` > `AWS_ENDPOINT_URL_KINESIS` > `AWS_ENDPOINT_URL` >
-/// `https://kinesis.{region}.amazonaws.com`). For a loopback endpoint, placeholder keys (which
-/// `kinesis-broker` accepts by default) stand in when the chain finds no credentials at all.
+/// `https://kinesis.{region}.amazonaws.com`). For a loopback endpoint with neither keys in the
+/// environment nor `AWS_PROFILE`, placeholder keys (which `kinesis-broker` accepts by default)
+/// and `us-east-1` stand in, so nothing waits for instance metadata.
 pub async fn client_config(endpoint: &EndpointArgs) -> anyhow::Result<HttpClientConfig> {
     let region_for_guess = endpoint.region.as_deref().unwrap_or(DEFAULT_REGION);
     let guessed = resolve_endpoint(endpoint.endpoint.as_deref(), region_for_guess);
-    let local = is_loopback(&guessed.url);
+    let configured =
+        StaticCredentials::from_env().is_some() || std::env::var_os("AWS_PROFILE").is_some();
+    let local_placeholders = is_loopback(&guessed.url) && !configured;
     let overrides = AwsOverrides {
         endpoint: endpoint.endpoint.clone(),
-        region: endpoint.region.clone(),
+        region: endpoint
+            .region
+            .clone()
+            .or_else(|| local_placeholders.then(|| DEFAULT_REGION.to_owned())),
         default_region: Some(DEFAULT_REGION.to_owned()),
-        fallback_credentials: local.then(|| StaticCredentials {
+        credentials: local_placeholders.then(|| StaticCredentials {
             access_key_id: "kcl-local".to_owned(),
             secret_access_key: "kcl-local".to_owned(),
             session_token: None,

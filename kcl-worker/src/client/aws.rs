@@ -8,9 +8,7 @@ use super::credentials::StaticCredentials;
 use super::endpoint::{ResolvedEndpoint, resolve_endpoint};
 use super::http::HttpClientConfig;
 use crate::error::WorkerError;
-use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::provider::SharedCredentialsProvider;
 
 /// What to take from the caller instead of the AWS chain.
 #[derive(Debug, Clone, Default)]
@@ -23,13 +21,13 @@ pub struct AwsOverrides {
     pub profile: Option<String>,
     /// The region when neither [`region`](Self::region) nor the chain gives one.
     pub default_region: Option<String>,
-    /// Credentials used when the chain finds none at all (e.g. placeholder keys for a local
-    /// broker); errors of a configured source are not papered over.
-    pub fallback_credentials: Option<StaticCredentials>,
+    /// Credentials to sign with instead of the chain's (e.g. placeholder keys for a local
+    /// broker).
+    pub credentials: Option<StaticCredentials>,
 }
 
-/// A client configuration whose credentials and region come from the AWS chain; the
-/// credentials are loaded on the first request and refreshed before they expire. Fails with an
+/// A client configuration whose credentials and region come from the AWS chain (the region is
+/// resolved now, the credentials on the first request and again before they expire). Fails with an
 /// error naming `region` when neither `overrides` nor the chain gives one.
 pub async fn aws_client_config(overrides: AwsOverrides) -> Result<HttpClientConfig, WorkerError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -50,15 +48,11 @@ pub async fn aws_client_config(overrides: AwsOverrides) -> Result<HttpClientConf
                 "is not set: give one explicitly or set AWS_REGION (or a profile's region)",
             )
         })?;
-    let chain = sdk_config.credentials_provider().ok_or_else(|| {
-        WorkerError::invalid_config("credentials", "the AWS configuration has no provider")
-    })?;
-    let provider = match overrides.fallback_credentials {
-        None => chain,
-        Some(fallback) => SharedCredentialsProvider::new(
-            CredentialsProviderChain::first_try("aws-chain", chain)
-                .or_else("fallback", fallback.into_provider()),
-        ),
+    let provider = match overrides.credentials {
+        Some(credentials) => credentials.into_provider(),
+        None => sdk_config.credentials_provider().ok_or_else(|| {
+            WorkerError::invalid_config("credentials", "the AWS configuration has no provider")
+        })?,
     };
     let ResolvedEndpoint { url, source } = resolve_endpoint(overrides.endpoint.as_deref(), &region);
     tracing::debug!(endpoint = %url, ?source, %region, "kinesis endpoint");

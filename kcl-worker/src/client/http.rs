@@ -282,6 +282,10 @@ impl HttpStreamClient {
         }
         let message = if message.is_empty() {
             format!("{operation} failed with HTTP {status} {error_type}")
+        } else if kind == KinesisErrorKind::Other && !error_type.is_empty() {
+            // No kind of ours names it: keep the service's error type in the message.
+            let short_type = error_type.rsplit('#').next().unwrap_or(&error_type);
+            format!("{short_type}: {message}")
         } else {
             message
         };
