@@ -1,5 +1,7 @@
 //! Wire shapes of every operation (botocore member names), and their conversion from and to the
-//! engine's typed requests and responses.
+//! engine's typed requests and responses. The shapes an HTTP stream client speaks too (stream
+//! summary, shards, iterators, records, fan-out) are kcl-core's `kinesis::wire`, re-exported
+//! here; the control-plane and producer operations only a server answers are defined here.
 //!
 //! Requests are decoded leniently typed (integers as `i64`, enums as strings) so that range
 //! and enum violations become `ValidationException`s worded as AWS words them, not
@@ -37,8 +39,8 @@ pub(crate) use kcl_core::kinesis::wire::{
     WireChildShard, WireConsumer, WireShard, WireShardFilter, WireStreamDescriptionSummary,
 };
 
-/// Turns a shared request shape into the engine's typed input, validating it (the requests
-/// defined here have inherent `into_input` methods of the same shape).
+/// Turns a shared request shape (kcl-core's) into the engine's typed input, validating it; the
+/// requests defined in this module have inherent `into_input` methods of the same shape.
 pub(crate) trait IntoInput {
     /// The engine input.
     type Input;

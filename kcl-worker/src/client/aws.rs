@@ -27,8 +27,8 @@ pub struct AwsOverrides {
 }
 
 /// A client configuration whose credentials and region come from the AWS chain (the region is
-/// resolved now, the credentials on the first request and again before they expire). Fails with an
-/// error naming `region` when neither `overrides` nor the chain gives one.
+/// resolved now, the credentials on the first request and again before they expire). Fails
+/// with an error naming `region` when neither `overrides` nor the chain gives one.
 pub async fn aws_client_config(overrides: AwsOverrides) -> Result<HttpClientConfig, WorkerError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &overrides.region {
