@@ -34,7 +34,7 @@ pub struct HttpClientConfig {
     pub region: Option<String>,
     /// Where signing credentials come from; `None` reads `AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` once. With the `aws` feature,
-    /// [`aws_client_config`](super::aws::aws_client_config) sets the standard AWS chain here.
+    /// `client::aws_client_config` sets the standard AWS chain here.
     pub credentials: Option<SharedCredentialsProvider>,
     /// Time limit of one request (not of a `SubscribeToShard` stream).
     pub request_timeout: Duration,

@@ -1,7 +1,7 @@
 //! An in-process fleet toolkit for tests (and for users testing their processors): a
-//! [`Fleet`](fleet::Fleet) of workers over an embedded broker and one lease table, recording
+//! [`Fleet`] of workers over an embedded broker and one lease table, recording
 //! processors, pass-through [`hooks`] around a real stream client and lease store (faults on
-//! demand), pausable I/O, and a [`validate`](validator::validate) function that checks
+//! demand), pausable I/O, and a [`validate`] function that checks
 //! delivery guarantees from a list of observations.
 
 pub mod fleet;
