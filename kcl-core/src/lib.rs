@@ -11,7 +11,8 @@
 //!   over HTTP (encode and decode; shared by the broker's server and the HTTP client).
 //! - [`stream_client`]: the [`StreamClient`](stream_client::StreamClient) trait a worker reads
 //!   a stream through.
-//! - [`memory`] and [`sqlite`]: lease stores (in memory; a SQLite file shared by processes).
+//! - [`memory`] and `sqlite` (default feature `sqlite`): lease stores (in memory; a SQLite file
+//!   shared by processes).
 //! - `dynamodb` (feature `dynamodb`): a Java-KCL-compatible lease table in DynamoDB.
 //! - [`config`]: lease timing and assignment settings (Java KCL defaults).
 //! - [`assignment`]: which leases a worker takes or steals, from successive scans.
@@ -114,5 +115,6 @@ pub mod lease;
 pub mod lease_store;
 pub mod lineage;
 pub mod memory;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod stream_client;

@@ -4,21 +4,19 @@
 //! faults with real processes.
 //!
 //! Faults the broker and the store cannot produce on demand (a refused iterator, a store call
-//! stuck behind another process's lock, a disk that stays full) come from thin wrappers around
-//! the real components that change one answer and pass everything else through.
+//! stuck behind another process's lock, a disk that stays full) come from hooks
+//! (`kcl_worker::testing::hooks`) on the real components that change one answer and pass
+//! everything else through.
 
 use broker::engine::{Broker, BrokerConfig, ConsumerRef, CreateStreamInput, ThroughputLimits};
 use bytes::Bytes;
 use kcl_core::clock::{Clock, TokioClock};
 use kcl_core::config::LeaseConfig;
-use kcl_core::kinesis::{
-    ConsumerDescription, GetRecordsOutput, HashKeyRange, KinesisError, KinesisErrorKind, Shard,
-    ShardFilter, ShardId, StartingPosition, StreamSummary,
-};
+use kcl_core::kinesis::{KinesisError, KinesisErrorKind, ShardId};
 use kcl_core::lease::{ExtendedSequenceNumber, Lease};
-use kcl_core::lease_store::{CheckpointUpdate, LeaseStore, LeaseStoreError, Renewal};
+use kcl_core::lease_store::{LeaseStore, LeaseStoreError};
 use kcl_core::memory::InMemoryLeaseStore;
-use kcl_core::stream_client::{StreamClient, Subscription};
+use kcl_core::stream_client::StreamClient;
 use kcl_worker::checkpointer::RecordCheckpointer;
 use kcl_worker::client::EmbeddedStreamClient;
 use kcl_worker::config::SchedulerConfig;
@@ -29,6 +27,10 @@ use kcl_worker::processor::{
 };
 use kcl_worker::retrieval::{FanOutConfig, RetrievalMode};
 use kcl_worker::scheduler::Scheduler;
+use kcl_worker::testing::hooks::{
+    HookedLeaseStore, HookedStreamClient, LeaseStoreHook, StoreCall, StoreCallKind, StreamAnswer,
+    StreamCall, StreamHook,
+};
 use kcl_worker::testing::{Fleet, FleetConfig, ValidationRules};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -271,61 +273,23 @@ async fn a_batch_that_reached_no_sink_is_not_checkpointed_at_shutdown() {
 
 // --- Stale iterators and a shard the stream still has -------------------------------------
 
-/// Passes calls through to a real client, except: the first iterator it hands out is refused
-/// by `GetRecords` forever ("Invalid ShardIterator.", as after a broker restart), and the
-/// first `GetRecords` of another iterator answers `ResourceNotFoundException` (once).
+/// A hook on a real client: the first iterator it hands out is refused by `GetRecords` forever
+/// ("Invalid ShardIterator.", as after a broker restart), and the first `GetRecords` of another
+/// iterator answers `ResourceNotFoundException` (once).
+#[derive(Debug, Default)]
 struct StaleIterators {
-    inner: Arc<dyn StreamClient>,
     poisoned: Mutex<Option<String>>,
     answered_not_found: AtomicBool,
     refused: AtomicUsize,
 }
 
-impl StaleIterators {
-    fn new(inner: Arc<dyn StreamClient>) -> Self {
-        StaleIterators {
-            inner,
-            poisoned: Mutex::new(None),
-            answered_not_found: AtomicBool::new(false),
-            refused: AtomicUsize::new(0),
-        }
-    }
-}
-
 #[async_trait::async_trait]
-impl StreamClient for StaleIterators {
-    async fn describe_stream_summary(&self, stream: &str) -> Result<StreamSummary, KinesisError> {
-        self.inner.describe_stream_summary(stream).await
-    }
-    async fn list_shards(
-        &self,
-        stream: &str,
-        filter: Option<ShardFilter>,
-    ) -> Result<Vec<Shard>, KinesisError> {
-        self.inner.list_shards(stream, filter).await
-    }
-    async fn get_shard_iterator(
-        &self,
-        stream: &str,
-        shard_id: &ShardId,
-        position: StartingPosition,
-    ) -> Result<String, KinesisError> {
-        let iterator = self
-            .inner
-            .get_shard_iterator(stream, shard_id, position)
-            .await?;
-        let mut poisoned = self.poisoned.lock().expect("lock");
-        if poisoned.is_none() {
-            *poisoned = Some(iterator.clone());
-        }
-        Ok(iterator)
-    }
-    async fn get_records(
-        &self,
-        iterator: &str,
-        limit: u32,
-    ) -> Result<GetRecordsOutput, KinesisError> {
-        if self.poisoned.lock().expect("lock").as_deref() == Some(iterator) {
+impl StreamHook for StaleIterators {
+    async fn before(&self, call: StreamCall<'_>) -> Result<(), KinesisError> {
+        let StreamCall::GetRecords { shard_iterator, .. } = call else {
+            return Ok(());
+        };
+        if self.poisoned.lock().expect("lock").as_deref() == Some(shard_iterator) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(KinesisError::new(
                 KinesisErrorKind::InvalidArgument,
@@ -338,31 +302,23 @@ impl StreamClient for StaleIterators {
                 "Shard not found.",
             ));
         }
-        self.inner.get_records(iterator, limit).await
+        Ok(())
     }
-    async fn register_stream_consumer(
-        &self,
-        stream: &str,
-        consumer: &str,
-    ) -> Result<ConsumerDescription, KinesisError> {
-        self.inner.register_stream_consumer(stream, consumer).await
-    }
-    async fn subscribe_to_shard(
-        &self,
-        consumer_arn: &str,
-        shard_id: &ShardId,
-        position: StartingPosition,
-    ) -> Result<Subscription, KinesisError> {
-        self.inner
-            .subscribe_to_shard(consumer_arn, shard_id, position)
-            .await
+
+    fn after(&self, _call: StreamCall<'_>, answer: StreamAnswer<'_>) {
+        if let StreamAnswer::GetShardIterator(Ok(iterator)) = answer {
+            self.poisoned
+                .lock()
+                .expect("lock")
+                .get_or_insert_with(|| iterator.clone());
+        }
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_iterator_is_recreated_and_not_found_is_not_a_shard_end() {
     let (broker, client) = broker_with(Duration::ZERO);
-    let stale = Arc::new(StaleIterators::new(client));
+    let stale = Arc::new(HookedStreamClient::new(client, StaleIterators::default()));
     let config = FleetConfig::fast(TokioClock::shared(), 1);
     let fleet = Fleet::with_client(config, memory_store(), broker, stale.clone())
         .await
@@ -371,7 +327,7 @@ async fn a_refused_iterator_is_recreated_and_not_found_is_not_a_shard_end() {
     fleet.add_worker("w1");
     processes_everything_without_a_shard_end(&fleet, "stale iterators").await;
     assert_eq!(
-        stale.refused.load(Ordering::SeqCst),
+        stale.hook().refused.load(Ordering::SeqCst),
         1,
         "the refused iterator is asked for once, then re-created"
     );
@@ -379,74 +335,36 @@ async fn a_refused_iterator_is_recreated_and_not_found_is_not_a_shard_end() {
 
 // --- Reads that keep failing release the lease ---------------------------------------------
 
-/// Passes calls through, except `GetShardIterator`, which answers `AccessDeniedException` while
-/// `denied` is set.
+/// A hook on a real client: `GetShardIterator` answers `AccessDeniedException` while `denied`
+/// is set.
+#[derive(Debug)]
 struct DeniedReads {
-    inner: Arc<dyn StreamClient>,
     denied: AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl StreamClient for DeniedReads {
-    async fn describe_stream_summary(&self, stream: &str) -> Result<StreamSummary, KinesisError> {
-        self.inner.describe_stream_summary(stream).await
-    }
-    async fn list_shards(
-        &self,
-        stream: &str,
-        filter: Option<ShardFilter>,
-    ) -> Result<Vec<Shard>, KinesisError> {
-        self.inner.list_shards(stream, filter).await
-    }
-    async fn get_shard_iterator(
-        &self,
-        stream: &str,
-        shard_id: &ShardId,
-        position: StartingPosition,
-    ) -> Result<String, KinesisError> {
-        if self.denied.load(Ordering::SeqCst) {
+impl StreamHook for DeniedReads {
+    async fn before(&self, call: StreamCall<'_>) -> Result<(), KinesisError> {
+        if matches!(call, StreamCall::GetShardIterator { .. }) && self.denied.load(Ordering::SeqCst)
+        {
             return Err(KinesisError::new(
                 KinesisErrorKind::AccessDenied,
                 "User is not authorized to perform: kinesis:GetShardIterator",
             ));
         }
-        self.inner
-            .get_shard_iterator(stream, shard_id, position)
-            .await
-    }
-    async fn get_records(
-        &self,
-        iterator: &str,
-        limit: u32,
-    ) -> Result<GetRecordsOutput, KinesisError> {
-        self.inner.get_records(iterator, limit).await
-    }
-    async fn register_stream_consumer(
-        &self,
-        stream: &str,
-        consumer: &str,
-    ) -> Result<ConsumerDescription, KinesisError> {
-        self.inner.register_stream_consumer(stream, consumer).await
-    }
-    async fn subscribe_to_shard(
-        &self,
-        consumer_arn: &str,
-        shard_id: &ShardId,
-        position: StartingPosition,
-    ) -> Result<Subscription, KinesisError> {
-        self.inner
-            .subscribe_to_shard(consumer_arn, shard_id, position)
-            .await
+        Ok(())
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn reads_failing_past_the_limit_release_the_lease_and_recover() {
     let (broker, client) = broker_with(Duration::ZERO);
-    let denied = Arc::new(DeniedReads {
-        inner: client,
-        denied: AtomicBool::new(true),
-    });
+    let denied = Arc::new(HookedStreamClient::new(
+        client,
+        DeniedReads {
+            denied: AtomicBool::new(true),
+        },
+    ));
     let config = FleetConfig::fast(TokioClock::shared(), 1);
     let fleet = Fleet::with_client(config, memory_store(), broker, denied.clone())
         .await
@@ -463,103 +381,15 @@ async fn reads_failing_past_the_limit_release_the_lease_and_recover() {
             .await
             .is_empty()
     );
-    denied.denied.store(false, Ordering::SeqCst);
+    denied.hook().denied.store(false, Ordering::SeqCst);
     processes_everything_without_a_shard_end(&fleet, "denied reads").await;
 }
 
 // --- A real store behind a fault gate ------------------------------------------------------
 
-/// What kind of call reaches a [`GatedStore`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StoreCall {
-    /// A scan or a point read.
-    Read,
-    /// A renewal batch.
-    Renew,
-    /// Any other write.
-    Write,
-}
-
-/// Decides, before each call, whether the store answers it (and may make it wait).
-#[async_trait::async_trait]
-trait StoreGate: Send + Sync + 'static {
-    async fn before(&self, call: StoreCall) -> Result<(), LeaseStoreError>;
-}
-
-/// The real in-memory store, every call first passed through `gate`.
-struct GatedStore<G> {
-    inner: InMemoryLeaseStore,
-    gate: G,
-}
-
-impl<G> GatedStore<G> {
-    fn new(gate: G) -> Self {
-        GatedStore {
-            inner: InMemoryLeaseStore::new(),
-            gate,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl<G: StoreGate> LeaseStore for GatedStore<G> {
-    async fn create_lease_if_absent(&self, lease: &Lease) -> Result<bool, LeaseStoreError> {
-        self.gate.before(StoreCall::Write).await?;
-        self.inner.create_lease_if_absent(lease).await
-    }
-    async fn list_leases(&self) -> Result<Vec<Lease>, LeaseStoreError> {
-        self.gate.before(StoreCall::Read).await?;
-        self.inner.list_leases().await
-    }
-    async fn get_lease(&self, key: &ShardId) -> Result<Option<Lease>, LeaseStoreError> {
-        self.gate.before(StoreCall::Read).await?;
-        self.inner.get_lease(key).await
-    }
-    async fn renew_leases(
-        &self,
-        renewals: &[Renewal],
-    ) -> Result<Vec<Result<Lease, LeaseStoreError>>, LeaseStoreError> {
-        self.gate.before(StoreCall::Renew).await?;
-        self.inner.renew_leases(renewals).await
-    }
-    async fn take_lease(
-        &self,
-        key: &ShardId,
-        counter: u64,
-        owner: &str,
-    ) -> Result<Lease, LeaseStoreError> {
-        self.gate.before(StoreCall::Write).await?;
-        self.inner.take_lease(key, counter, owner).await
-    }
-    async fn evict_lease(&self, key: &ShardId, owner: &str) -> Result<Lease, LeaseStoreError> {
-        self.gate.before(StoreCall::Write).await?;
-        self.inner.evict_lease(key, owner).await
-    }
-    async fn update_checkpoint(
-        &self,
-        key: &ShardId,
-        owner: &str,
-        counter: u64,
-        update: &CheckpointUpdate,
-    ) -> Result<Lease, LeaseStoreError> {
-        self.gate.before(StoreCall::Write).await?;
-        self.inner
-            .update_checkpoint(key, owner, counter, update)
-            .await
-    }
-    async fn update_lineage(
-        &self,
-        key: &ShardId,
-        children: &[ShardId],
-        range: Option<HashKeyRange>,
-    ) -> Result<Lease, LeaseStoreError> {
-        self.gate.before(StoreCall::Write).await?;
-        self.inner.update_lineage(key, children, range).await
-    }
-    async fn delete_lease(&self, key: &ShardId) -> Result<(), LeaseStoreError> {
-        self.gate.before(StoreCall::Write).await?;
-        self.inner.delete_lease(key).await
-    }
+/// The real in-memory store, every call first passed through `hook`.
+fn gated_store<H: LeaseStoreHook>(hook: H) -> Arc<HookedLeaseStore<H>> {
+    Arc::new(HookedLeaseStore::new(memory_store(), hook))
 }
 
 // --- 4. A store call stuck behind another process's write lock ----------------------------
@@ -576,12 +406,13 @@ struct WriteLock {
 }
 
 #[async_trait::async_trait]
-impl StoreGate for WriteLock {
-    async fn before(&self, call: StoreCall) -> Result<(), LeaseStoreError> {
-        if call == StoreCall::Read {
+impl LeaseStoreHook for WriteLock {
+    async fn before(&self, call: StoreCall<'_>) -> Result<(), LeaseStoreError> {
+        let call = call.kind();
+        if call == StoreCallKind::Read {
             return Ok(());
         }
-        if call == StoreCall::Renew
+        if call == StoreCallKind::Renew
             && let Some(hold) = self.arm.lock().expect("lock").take()
         {
             *self.locked_until.lock().expect("lock") = Some(self.clock.monotonic() + hold);
@@ -609,12 +440,12 @@ async fn a_write_lock_held_for_less_than_the_failover_time_costs_no_lease() {
     // lands on a 6 s lock fails after 5 s; the renewer must try again at once, not a whole
     // renew interval later.
     let failover = Duration::from_secs(10);
-    let store = Arc::new(GatedStore::new(WriteLock {
+    let store = gated_store(WriteLock {
         busy_timeout: Duration::from_secs(5),
         clock: TokioClock::new(),
         arm: Mutex::new(None),
         locked_until: Mutex::new(None),
-    }));
+    });
     let mut config = FleetConfig::fast(TokioClock::shared(), 4);
     config.lease = LeaseConfig::builder()
         .failover_time(failover)
@@ -644,7 +475,7 @@ async fn a_write_lock_held_for_less_than_the_failover_time_costs_no_lease() {
     let lost_before = lost();
     let taken_before = w1.metrics().leases_taken + w2.metrics().leases_taken;
     for _ in 0..3 {
-        *store.gate.arm.lock().expect("lock") = Some(Duration::from_secs(6));
+        *store.hook().arm.lock().expect("lock") = Some(Duration::from_secs(6));
         // Let the lock come and go, then a few more renewals.
         tokio::time::sleep(failover * 2).await;
         fleet.produce(50, 8).await.expect("produce");
@@ -672,9 +503,9 @@ struct Breakage {
 }
 
 #[async_trait::async_trait]
-impl StoreGate for Breakage {
-    async fn before(&self, call: StoreCall) -> Result<(), LeaseStoreError> {
-        let answered = call == StoreCall::Read && self.reads_work;
+impl LeaseStoreHook for Breakage {
+    async fn before(&self, call: StoreCall<'_>) -> Result<(), LeaseStoreError> {
+        let answered = call.kind() == StoreCallKind::Read && self.reads_work;
         if self.broken.load(Ordering::SeqCst) && !answered {
             return Err(LeaseStoreError::Unavailable(
                 "disk full: database or disk is full".to_owned(),
@@ -694,10 +525,10 @@ async fn a_store_that_stays_broken_makes_the_worker_unhealthy_then_stop_with_an_
 async fn a_store_that_stays_broken(reads_work: bool) {
     let (broker, client) = broker_with(Duration::ZERO);
     one_shard_stream(&broker, 5).await;
-    let store = Arc::new(GatedStore::new(Breakage {
+    let store = gated_store(Breakage {
         broken: AtomicBool::new(false),
         reads_work,
-    }));
+    });
     let mut config = worker_config("w1", store.clone(), client, Duration::from_secs(2));
     config.lease_store_failure_timeout = Some(Duration::from_secs(30));
     let attempts = Arc::new(AtomicUsize::new(0));
@@ -707,7 +538,7 @@ async fn a_store_that_stays_broken(reads_work: bool) {
     let holds = eventually(DEADLINE, || async { handle.metrics().leases_held == 1 }).await;
     assert!(holds, "the worker takes the lease");
     assert!(handle.health().is_healthy());
-    store.gate.broken.store(true, Ordering::SeqCst);
+    store.hook().broken.store(true, Ordering::SeqCst);
     let unhealthy = eventually(DEADLINE, || async { !handle.health().is_healthy() }).await;
     assert!(unhealthy, "a failing store makes the worker unhealthy");
     let result = tokio::time::timeout(DEADLINE, run)

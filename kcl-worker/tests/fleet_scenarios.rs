@@ -5,16 +5,14 @@
 
 use broker::engine::{Broker, BrokerConfig, ThroughputLimits};
 use kcl_core::clock::TokioClock;
-use kcl_core::kinesis::{
-    ConsumerDescription, GetRecordsOutput, KinesisError, Shard, ShardFilter, ShardId,
-    StartingPosition, StreamSummary,
-};
+use kcl_core::kinesis::{KinesisError, KinesisErrorKind, ShardId, StartingPosition};
 use kcl_core::lease_store::LeaseStore;
 use kcl_core::memory::InMemoryLeaseStore;
 use kcl_core::stream_client::{StreamClient, Subscription};
 use kcl_worker::client::EmbeddedStreamClient;
 use kcl_worker::config::FailurePolicy;
 use kcl_worker::retrieval::{FanOutConfig, RetrievalMode};
+use kcl_worker::testing::hooks::{HookedStreamClient, StreamAnswer, StreamCall, StreamHook};
 use kcl_worker::testing::pausable::{PausableStreamClient, PauseGate};
 use kcl_worker::testing::{FaultPlan, Fleet, FleetConfig, ObservationKind, ValidationRules};
 use std::sync::Arc;
@@ -483,11 +481,10 @@ async fn merge_waits_for_other_parent_fan_out() {
     merge_waits_for_the_other_parent_lease(fan_out()).await;
 }
 
-/// A stream client whose subscriptions are fed by a reader task that, like an HTTP event-stream
-/// reader closing its connection, needs a little time to stop once the subscription is closed.
-/// `live` counts the readers still running.
-struct SlowReaderClient {
-    inner: Arc<dyn StreamClient>,
+/// A hook whose subscriptions are fed by a reader task that, like an HTTP event-stream reader
+/// closing its connection, needs a little time to stop once the subscription is closed. `live`
+/// counts the readers still running.
+struct SlowReaders {
     live: Arc<AtomicUsize>,
     started: Arc<AtomicUsize>,
 }
@@ -500,52 +497,18 @@ impl Drop for LiveGuard {
     }
 }
 
-#[async_trait::async_trait]
-impl StreamClient for SlowReaderClient {
-    async fn describe_stream_summary(&self, stream: &str) -> Result<StreamSummary, KinesisError> {
-        self.inner.describe_stream_summary(stream).await
-    }
-    async fn list_shards(
-        &self,
-        stream: &str,
-        filter: Option<ShardFilter>,
-    ) -> Result<Vec<Shard>, KinesisError> {
-        self.inner.list_shards(stream, filter).await
-    }
-    async fn get_shard_iterator(
-        &self,
-        stream: &str,
-        shard_id: &ShardId,
-        position: StartingPosition,
-    ) -> Result<String, KinesisError> {
-        self.inner
-            .get_shard_iterator(stream, shard_id, position)
-            .await
-    }
-    async fn get_records(
-        &self,
-        iterator: &str,
-        limit: u32,
-    ) -> Result<GetRecordsOutput, KinesisError> {
-        self.inner.get_records(iterator, limit).await
-    }
-    async fn register_stream_consumer(
-        &self,
-        stream: &str,
-        name: &str,
-    ) -> Result<ConsumerDescription, KinesisError> {
-        self.inner.register_stream_consumer(stream, name).await
-    }
-    async fn subscribe_to_shard(
-        &self,
-        consumer_arn: &str,
-        shard_id: &ShardId,
-        position: StartingPosition,
-    ) -> Result<Subscription, KinesisError> {
-        let mut upstream = self
-            .inner
-            .subscribe_to_shard(consumer_arn, shard_id, position)
-            .await?;
+impl StreamHook for SlowReaders {
+    fn after(&self, _call: StreamCall<'_>, answer: StreamAnswer<'_>) {
+        let StreamAnswer::SubscribeToShard(answer) = answer else {
+            return;
+        };
+        let Ok(upstream) = std::mem::replace(
+            answer,
+            Err(KinesisError::new(KinesisErrorKind::Other, "moved")),
+        ) else {
+            return;
+        };
+        let mut upstream = upstream;
         let (sender, receiver) = tokio::sync::mpsc::channel(4);
         self.live.fetch_add(1, AtomicOrdering::SeqCst);
         self.started.fetch_add(1, AtomicOrdering::SeqCst);
@@ -565,7 +528,7 @@ impl StreamClient for SlowReaderClient {
             // Closing the connection takes a moment.
             tokio::time::sleep(Duration::from_millis(50)).await;
         });
-        Ok(Subscription::with_reader(receiver, reader))
+        *answer = Ok(Subscription::with_reader(receiver, reader));
     }
 }
 
@@ -579,11 +542,13 @@ async fn shutdown_waits_for_retrievers_and_subscription_readers() {
     let broker = Broker::new(broker_config);
     let live = Arc::new(AtomicUsize::new(0));
     let started = Arc::new(AtomicUsize::new(0));
-    let client: Arc<dyn StreamClient> = Arc::new(SlowReaderClient {
-        inner: Arc::new(EmbeddedStreamClient::new(broker.clone())),
-        live: live.clone(),
-        started: started.clone(),
-    });
+    let client: Arc<dyn StreamClient> = Arc::new(HookedStreamClient::new(
+        Arc::new(EmbeddedStreamClient::new(broker.clone())),
+        SlowReaders {
+            live: live.clone(),
+            started: started.clone(),
+        },
+    ));
     let mut config = FleetConfig::fast(clock, 4);
     config.retrieval = fan_out();
     let fleet = Fleet::with_client(config, memory_store(), broker, client)

@@ -240,11 +240,11 @@ impl ProcessFleet {
         )?;
         let broker_listen = broker.address.to_string();
         let endpoint = EndpointArgs {
-            endpoint: broker.endpoint(),
-            region: "us-east-1".to_owned(),
+            endpoint: Some(broker.endpoint()),
+            region: Some("us-east-1".to_owned()),
         };
-        let client = http_client(&endpoint)?;
-        let api = json_api(&endpoint)?;
+        let client = http_client(&endpoint).await?;
+        let api = json_api(&endpoint).await?;
         let stream = format!("{name}-stream");
         api.call(
             "CreateStream",
@@ -366,7 +366,7 @@ impl ProcessFleet {
 
     /// The broker endpoint.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint.endpoint
+        self.endpoint.endpoint.as_deref().unwrap_or_default()
     }
 
     fn worker_command(&self, worker_id: &str) -> anyhow::Result<Command> {
@@ -382,7 +382,7 @@ impl ProcessFleet {
         let mut command = Command::new(binary("kcl")?);
         command
             .arg("worker")
-            .args(["--endpoint", &self.endpoint.endpoint])
+            .args(["--endpoint", self.endpoint()])
             .args(["--stream", &self.stream])
             .args(["--application", application])
             .arg("--lease-db")

@@ -68,7 +68,7 @@ mod seq;
 mod state;
 mod throttle;
 pub(crate) mod token;
-mod validate;
+pub(crate) mod validate;
 
 pub use api::*;
 pub use config::{BrokerConfig, ThroughputLimits};

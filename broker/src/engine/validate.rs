@@ -8,7 +8,8 @@ pub(crate) const NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
 pub(crate) const STREAM_ARN_PATTERN: &str = "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+";
 
 /// Collects constraint violations and turns them into one `ValidationException`
-/// ("2 validation errors detected: ...; ...").
+/// ("2 validation errors detected: ...; ..."). The one collector of the crate: the engine checks
+/// typed inputs with it, the server checks leniently decoded request members with it.
 #[derive(Debug, Default)]
 pub(crate) struct Violations {
     messages: Vec<String>,
@@ -123,6 +124,88 @@ impl Violations {
                 "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
             );
         }
+    }
+}
+
+/// The server's checks of leniently decoded request members (integers as `i64`, enums as
+/// strings), so range and enum violations are worded as AWS words them.
+#[cfg(feature = "server")]
+impl Violations {
+    /// A required member that is absent.
+    pub(crate) fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
+        if value.is_none() {
+            self.push(format!(
+                "Value null at '{field}' failed to satisfy constraint: Member must not be null"
+            ));
+        }
+        value
+    }
+
+    /// An optional integer member (decoded as `i64`, so negative and huge values are seen)
+    /// that must lie in `[min, max]`; `None` when it is absent or out of range.
+    pub(crate) fn bounded(
+        &mut self,
+        value: Option<i64>,
+        field: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<u32> {
+        let value = value?;
+        if value < min {
+            self.value(
+                &value.to_string(),
+                field,
+                &format!("Member must have value greater than or equal to {min}"),
+            );
+            return None;
+        }
+        if value > max {
+            self.value(
+                &value.to_string(),
+                field,
+                &format!("Member must have value less than or equal to {max}"),
+            );
+            return None;
+        }
+        u32::try_from(value).ok()
+    }
+
+    /// A string member that must be one of `allowed`.
+    pub(crate) fn one_of<'a>(
+        &mut self,
+        value: &'a str,
+        field: &str,
+        allowed: &[&str],
+    ) -> Option<&'a str> {
+        if allowed.contains(&value) {
+            return Some(value);
+        }
+        self.value(
+            value,
+            field,
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
+        );
+        None
+    }
+
+    /// A sequence-number member.
+    pub(crate) fn sequence_number(
+        &mut self,
+        value: &str,
+        field: &str,
+    ) -> Option<kcl_core::kinesis::SequenceNumber> {
+        let parsed = value.parse().ok();
+        if parsed.is_none() {
+            self.value(
+                value,
+                field,
+                "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
+            );
+        }
+        parsed
     }
 }
 

@@ -1,5 +1,7 @@
 //! Wire shapes of every operation (botocore member names), and their conversion from and to the
-//! engine's typed requests and responses.
+//! engine's typed requests and responses. The shapes an HTTP stream client speaks too (stream
+//! summary, shards, iterators, records, fan-out) are kcl-core's `kinesis::wire`, re-exported
+//! here; the control-plane and producer operations only a server answers are defined here.
 //!
 //! Requests are decoded leniently typed (integers as `i64`, enums as strings) so that range
 //! and enum violations become `ValidationException`s worded as AWS words them, not
@@ -7,6 +9,7 @@
 
 use super::codec::{Blob, Timestamp};
 use super::error::ServerError;
+use crate::engine::validate::Violations;
 use crate::engine::{
     Consumer, ConsumerRef, CreateStreamInput, DescribeLimitsOutput, DescribeStreamInput,
     GetRecordsInput, GetShardIteratorInput, ListShardsInput, ListShardsOutput,
@@ -18,99 +21,35 @@ use crate::engine::{
     TagResourceInput, UntagResourceInput, UpdateShardCountInput, UpdateShardCountOutput,
     UpdateStreamModeInput,
 };
-use kcl_core::kinesis::{
-    ChildShard, ConsumerDescription, GetRecordsOutput, HashKeyRange, Record, SequenceNumber, Shard,
-    ShardFilter, ShardId, StartingPosition, SubscribeToShardEvent,
-};
+use kcl_core::kinesis::{GetRecordsOutput, SequenceNumber, ShardFilter, ShardId, StartingPosition};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
 // ---------------------------------------------------------------------------------------------
-// Validation helpers
+// Shapes shared with every HTTP client (kcl-core's `kinesis::wire`), under the names this
+// module's dispatcher uses, and how the server turns those requests into engine inputs.
 
-/// Collects constraint violations of one request, worded as AWS words them.
-#[derive(Debug, Default)]
-pub(crate) struct Violations(Vec<String>);
+pub(crate) use kcl_core::kinesis::wire::{
+    ConsumerRefRequest, DescribeStreamConsumerResponse, DescribeStreamSummaryResponse,
+    EnhancedMetrics, GetRecordsRequest, GetRecordsResponse, GetShardIteratorRequest,
+    GetShardIteratorResponse, ListShardsRequest, ListShardsResponse, RegisterStreamConsumerRequest,
+    RegisterStreamConsumerResponse, StreamModeDetails, StreamNameRequest as StreamOnlyRequest,
+    SubscribeToShardEventPayload as WireSubscribeToShardEvent, SubscribeToShardRequest,
+    WireChildShard, WireConsumer, WireShard, WireShardFilter, WireStreamDescriptionSummary,
+};
 
-impl Violations {
-    /// A required member that is absent.
-    pub(crate) fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
-        if value.is_none() {
-            self.0.push(format!(
-                "Value null at '{field}' failed to satisfy constraint: Member must not be null"
-            ));
-        }
-        value
-    }
-
-    /// An integer member that must lie in `[min, max]`.
-    pub(crate) fn range(
-        &mut self,
-        value: Option<i64>,
-        field: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<u32> {
-        let value = value?;
-        if value < min {
-            self.0.push(format!(
-                "Value '{value}' at '{field}' failed to satisfy constraint: Member must have \
-                 value greater than or equal to {min}"
-            ));
-            return None;
-        }
-        if value > max {
-            self.0.push(format!(
-                "Value '{value}' at '{field}' failed to satisfy constraint: Member must have \
-                 value less than or equal to {max}"
-            ));
-            return None;
-        }
-        u32::try_from(value).ok()
-    }
-
-    /// A string member that must be one of `allowed`.
-    pub(crate) fn one_of<'a>(
-        &mut self,
-        value: &'a str,
-        field: &str,
-        allowed: &[&str],
-    ) -> Option<&'a str> {
-        if allowed.contains(&value) {
-            return Some(value);
-        }
-        self.0.push(format!(
-            "Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy \
-             enum value set: [{}]",
-            allowed.join(", ")
-        ));
-        None
-    }
-
-    /// A sequence-number member.
-    pub(crate) fn sequence_number(&mut self, value: &str, field: &str) -> Option<SequenceNumber> {
-        match value.parse() {
-            Ok(number) => Some(number),
-            Err(_) => {
-                self.0.push(format!(
-                    "Value '{value}' at '{field}' failed to satisfy constraint: Member must \
-                     satisfy regular expression pattern: 0|([1-9]\\d{{0,128}})"
-                ));
-                None
-            }
-        }
-    }
-
-    /// Fails with a `ValidationException` if anything was collected.
-    pub(crate) fn finish(self) -> Result<(), ServerError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ServerError::Validation(self.0))
-        }
-    }
+/// Turns a shared request shape (kcl-core's) into the engine's typed input, validating it; the
+/// requests defined in this module have inherent `into_input` methods of the same shape.
+pub(crate) trait IntoInput {
+    /// The engine input.
+    type Input;
+    /// The engine input, or the violations as AWS words them.
+    fn into_input(self) -> Result<Self::Input, ServerError>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Validation helpers (the collector is the engine's [`Violations`])
 
 fn stream_ref(name: Option<String>, arn: Option<String>) -> Result<StreamRef, ServerError> {
     Ok(StreamRef::from_parts(name, arn)?)
@@ -133,14 +72,6 @@ fn display_opt<T: Display, S: Serializer>(
 // ---------------------------------------------------------------------------------------------
 // Shared response shapes
 
-/// `StreamModeDetails`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamModeDetails {
-    /// `PROVISIONED` or `ON_DEMAND`.
-    pub stream_mode: Option<String>,
-}
-
 fn mode_details(mode: StreamMode) -> StreamModeDetails {
     StreamModeDetails {
         stream_mode: Some(mode.as_str().to_owned()),
@@ -159,114 +90,6 @@ fn parse_mode(
         &["PROVISIONED", "ON_DEMAND"],
     )?;
     StreamMode::parse(mode)
-}
-
-/// `HashKeyRange`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireHashKeyRange {
-    #[serde(serialize_with = "display")]
-    starting_hash_key: u128,
-    #[serde(serialize_with = "display")]
-    ending_hash_key: u128,
-}
-
-impl From<HashKeyRange> for WireHashKeyRange {
-    fn from(range: HashKeyRange) -> Self {
-        WireHashKeyRange {
-            starting_hash_key: range.starting_hash_key,
-            ending_hash_key: range.ending_hash_key,
-        }
-    }
-}
-
-/// `SequenceNumberRange`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireSequenceNumberRange {
-    #[serde(serialize_with = "display")]
-    starting_sequence_number: SequenceNumber,
-    #[serde(
-        serialize_with = "display_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    ending_sequence_number: Option<SequenceNumber>,
-}
-
-/// `Shard`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireShard {
-    shard_id: ShardId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent_shard_id: Option<ShardId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    adjacent_parent_shard_id: Option<ShardId>,
-    hash_key_range: WireHashKeyRange,
-    sequence_number_range: WireSequenceNumberRange,
-}
-
-impl From<Shard> for WireShard {
-    fn from(shard: Shard) -> Self {
-        WireShard {
-            shard_id: shard.shard_id,
-            parent_shard_id: shard.parent_shard_id,
-            adjacent_parent_shard_id: shard.adjacent_parent_shard_id,
-            hash_key_range: shard.hash_key_range.into(),
-            sequence_number_range: WireSequenceNumberRange {
-                starting_sequence_number: shard.sequence_number_range.starting_sequence_number,
-                ending_sequence_number: shard.sequence_number_range.ending_sequence_number,
-            },
-        }
-    }
-}
-
-/// `ChildShard`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireChildShard {
-    shard_id: ShardId,
-    parent_shards: Vec<ShardId>,
-    hash_key_range: WireHashKeyRange,
-}
-
-impl From<ChildShard> for WireChildShard {
-    fn from(child: ChildShard) -> Self {
-        WireChildShard {
-            shard_id: child.shard_id,
-            parent_shards: child.parent_shards,
-            hash_key_range: child.hash_key_range.into(),
-        }
-    }
-}
-
-/// `EnhancedMetrics`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct EnhancedMetrics {
-    shard_level_metrics: Vec<String>,
-}
-
-/// A `Record` of `GetRecords` and `SubscribeToShardEvent`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireRecord {
-    #[serde(serialize_with = "display")]
-    sequence_number: SequenceNumber,
-    approximate_arrival_timestamp: Timestamp,
-    data: Blob,
-    partition_key: std::sync::Arc<str>,
-}
-
-impl From<Record> for WireRecord {
-    fn from(record: Record) -> Self {
-        WireRecord {
-            sequence_number: record.sequence_number,
-            approximate_arrival_timestamp: Timestamp(record.approximate_arrival_timestamp),
-            data: Blob(record.data),
-            partition_key: record.partition_key,
-        }
-    }
 }
 
 /// `Tag`.
@@ -308,9 +131,9 @@ impl CreateStreamRequest {
     pub(crate) fn into_input(self) -> Result<CreateStreamInput, ServerError> {
         let mut violations = Violations::default();
         let stream_name = violations.required(self.stream_name, "streamName");
-        let shard_count = violations.range(self.shard_count, "shardCount", 1, 100_000);
+        let shard_count = violations.bounded(self.shard_count, "shardCount", 1, 100_000);
         let stream_mode = parse_mode(self.stream_mode_details, &mut violations);
-        violations.finish()?;
+        violations.into_result()?;
         Ok(CreateStreamInput {
             stream_name: stream_name.unwrap_or_default(),
             shard_count,
@@ -321,17 +144,13 @@ impl CreateStreamRequest {
 }
 
 /// A request naming only a stream (`DescribeStreamSummary`).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct StreamOnlyRequest {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
+pub(crate) trait IntoStreamRef {
+    /// The stream named.
+    fn into_stream(self) -> Result<StreamRef, ServerError>;
 }
 
-impl StreamOnlyRequest {
-    /// The stream named.
-    pub(crate) fn into_stream(self) -> Result<StreamRef, ServerError> {
+impl IntoStreamRef for StreamOnlyRequest {
+    fn into_stream(self) -> Result<StreamRef, ServerError> {
         stream_ref(self.stream_name, self.stream_arn)
     }
 }
@@ -371,8 +190,8 @@ impl DescribeStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<DescribeStreamInput, ServerError> {
         let mut violations = Violations::default();
-        let limit = violations.range(self.limit, "limit", 1, 10_000);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
+        violations.into_result()?;
         Ok(DescribeStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             limit,
@@ -430,37 +249,13 @@ impl From<StreamDescription> for DescribeStreamResponse {
     }
 }
 
-/// `StreamDescriptionSummary`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireStreamDescriptionSummary {
-    stream_name: String,
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-    stream_status: &'static str,
-    stream_mode_details: StreamModeDetails,
-    retention_period_hours: u32,
-    stream_creation_timestamp: Timestamp,
-    enhanced_monitoring: Vec<EnhancedMetrics>,
-    encryption_type: String,
-    open_shard_count: u32,
-    consumer_count: u32,
-}
-
-/// `DescribeStreamSummary` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeStreamSummaryResponse {
-    stream_description_summary: WireStreamDescriptionSummary,
-}
-
 impl From<StreamDescriptionSummary> for DescribeStreamSummaryResponse {
     fn from(summary: StreamDescriptionSummary) -> Self {
         DescribeStreamSummaryResponse {
             stream_description_summary: WireStreamDescriptionSummary {
                 stream_name: summary.stream_name,
                 stream_arn: summary.stream_arn,
-                stream_status: summary.stream_status.as_str(),
+                stream_status: summary.stream_status.as_str().to_owned(),
                 stream_mode_details: mode_details(summary.stream_mode),
                 retention_period_hours: summary.retention_period_hours,
                 stream_creation_timestamp: Timestamp(summary.stream_creation_timestamp),
@@ -488,8 +283,8 @@ impl ListStreamsRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListStreamsInput, ServerError> {
         let mut violations = Violations::default();
-        let limit = violations.range(self.limit, "limit", 1, 10_000);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
+        violations.into_result()?;
         Ok(ListStreamsInput {
             limit,
             exclusive_start_stream_name: self.exclusive_start_stream_name,
@@ -542,68 +337,45 @@ impl From<ListStreamsOutput> for ListStreamsResponse {
     }
 }
 
-/// `ShardFilter`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireShardFilter {
-    r#type: Option<String>,
-    shard_id: Option<String>,
-    timestamp: Option<Timestamp>,
+/// The filter of a `ListShards` request, collecting violations.
+fn shard_filter(filter: WireShardFilter, violations: &mut Violations) -> Option<ShardFilter> {
+    const TYPES: [&str; 6] = [
+        "AFTER_SHARD_ID",
+        "AT_TRIM_HORIZON",
+        "FROM_TRIM_HORIZON",
+        "AT_LATEST",
+        "AT_TIMESTAMP",
+        "FROM_TIMESTAMP",
+    ];
+    let kind = violations.required(filter.r#type, "shardFilter.type")?;
+    let kind = violations.one_of(&kind, "shardFilter.type", &TYPES)?;
+    let timestamp = |violations: &mut Violations| {
+        violations
+            .required(filter.timestamp, "shardFilter.timestamp")
+            .map(|t| t.0)
+    };
+    Some(match kind {
+        "AFTER_SHARD_ID" => ShardFilter::AfterShardId(ShardId::from(
+            violations.required(filter.shard_id, "shardFilter.shardId")?,
+        )),
+        "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
+        "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
+        "AT_LATEST" => ShardFilter::AtLatest,
+        "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp(violations)?),
+        _ => ShardFilter::FromTimestamp(timestamp(violations)?),
+    })
 }
 
-impl WireShardFilter {
-    fn into_filter(self, violations: &mut Violations) -> Option<ShardFilter> {
-        const TYPES: [&str; 6] = [
-            "AFTER_SHARD_ID",
-            "AT_TRIM_HORIZON",
-            "FROM_TRIM_HORIZON",
-            "AT_LATEST",
-            "AT_TIMESTAMP",
-            "FROM_TIMESTAMP",
-        ];
-        let kind = violations.required(self.r#type, "shardFilter.type")?;
-        let kind = violations.one_of(&kind, "shardFilter.type", &TYPES)?;
-        let timestamp = |violations: &mut Violations| {
-            violations
-                .required(self.timestamp, "shardFilter.timestamp")
-                .map(|t| t.0)
-        };
-        Some(match kind {
-            "AFTER_SHARD_ID" => ShardFilter::AfterShardId(ShardId::from(
-                violations.required(self.shard_id, "shardFilter.shardId")?,
-            )),
-            "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
-            "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
-            "AT_LATEST" => ShardFilter::AtLatest,
-            "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp(violations)?),
-            _ => ShardFilter::FromTimestamp(timestamp(violations)?),
-        })
-    }
-}
+impl IntoInput for ListShardsRequest {
+    type Input = ListShardsInput;
 
-/// `ListShards` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ListShardsRequest {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    next_token: Option<String>,
-    exclusive_start_shard_id: Option<String>,
-    max_results: Option<i64>,
-    stream_creation_timestamp: Option<Timestamp>,
-    shard_filter: Option<WireShardFilter>,
-}
-
-impl ListShardsRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<ListShardsInput, ServerError> {
+    fn into_input(self) -> Result<ListShardsInput, ServerError> {
         let mut violations = Violations::default();
-        let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
+        let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
         let shard_filter = self
             .shard_filter
-            .and_then(|filter| filter.into_filter(&mut violations));
-        violations.finish()?;
+            .and_then(|filter| shard_filter(filter, &mut violations));
+        violations.into_result()?;
         let stream = match (self.stream_name, self.stream_arn) {
             (None, None) => None,
             (name, arn) => Some(stream_ref(name, arn)?),
@@ -617,15 +389,6 @@ impl ListShardsRequest {
             shard_filter,
         })
     }
-}
-
-/// `ListShards` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ListShardsResponse {
-    shards: Vec<WireShard>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
 }
 
 impl From<ListShardsOutput> for ListShardsResponse {
@@ -675,7 +438,7 @@ impl SplitShardRequest {
         let mut violations = Violations::default();
         let shard = violations.required(self.shard_to_split, "shardToSplit");
         let key = violations.required(self.new_starting_hash_key, "newStartingHashKey");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(SplitShardInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             shard_to_split: ShardId::from(shard.unwrap_or_default()),
@@ -701,7 +464,7 @@ impl MergeShardsRequest {
         let mut violations = Violations::default();
         let shard = violations.required(self.shard_to_merge, "shardToMerge");
         let adjacent = violations.required(self.adjacent_shard_to_merge, "adjacentShardToMerge");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(MergeShardsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             shard_to_merge: ShardId::from(shard.unwrap_or_default()),
@@ -726,9 +489,9 @@ impl UpdateShardCountRequest {
     pub(crate) fn into_input(self) -> Result<UpdateShardCountInput, ServerError> {
         let mut violations = Violations::default();
         let target = violations.required(self.target_shard_count, "targetShardCount");
-        let target = violations.range(target, "targetShardCount", 1, 100_000);
+        let target = violations.bounded(target, "targetShardCount", 1, 100_000);
         let scaling_type = violations.required(self.scaling_type, "scalingType");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(UpdateShardCountInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             target_shard_count: target.unwrap_or_default(),
@@ -775,8 +538,8 @@ impl RetentionPeriodRequest {
         let mut violations = Violations::default();
         let hours = violations.required(self.retention_period_hours, "retentionPeriodHours");
         // AWS checks 24..=8760 with its own wording in the engine; only the type range here.
-        let hours = violations.range(hours, "retentionPeriodHours", 1, 100_000);
-        violations.finish()?;
+        let hours = violations.bounded(hours, "retentionPeriodHours", 1, 100_000);
+        violations.into_result()?;
         Ok(RetentionPeriodInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             retention_period_hours: hours.unwrap_or_default(),
@@ -800,7 +563,7 @@ impl UpdateStreamModeRequest {
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let details = violations.required(self.stream_mode_details, "streamModeDetails");
         let mode = parse_mode(details, &mut violations);
-        violations.finish()?;
+        violations.into_result()?;
         Ok(UpdateStreamModeInput {
             stream_arn: stream_arn.unwrap_or_default(),
             stream_mode: mode.unwrap_or_default(),
@@ -826,7 +589,7 @@ impl AddTagsToStreamRequest {
     pub(crate) fn into_input(self) -> Result<crate::engine::AddTagsToStreamInput, ServerError> {
         let mut violations = Violations::default();
         let tags = violations.required(self.tags, "tags");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(crate::engine::AddTagsToStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             tags: tags.unwrap_or_default(),
@@ -849,7 +612,7 @@ impl RemoveTagsFromStreamRequest {
     pub(crate) fn into_input(self) -> Result<RemoveTagsFromStreamInput, ServerError> {
         let mut violations = Violations::default();
         let tag_keys = violations.required(self.tag_keys, "tagKeys");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(RemoveTagsFromStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             tag_keys: tag_keys.unwrap_or_default(),
@@ -872,8 +635,8 @@ impl ListTagsForStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListTagsForStreamInput, ServerError> {
         let mut violations = Violations::default();
-        let limit = violations.range(self.limit, "limit", 1, 50);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 50);
+        violations.into_result()?;
         Ok(ListTagsForStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             exclusive_start_tag_key: self.exclusive_start_tag_key,
@@ -914,7 +677,7 @@ impl TagResourceRequest {
         let mut violations = Violations::default();
         let tags = violations.required(self.tags, "tags");
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(TagResourceInput {
             resource_arn: resource_arn.unwrap_or_default(),
             tags: tags.unwrap_or_default(),
@@ -937,7 +700,7 @@ impl UntagResourceRequest {
         let mut violations = Violations::default();
         let tag_keys = violations.required(self.tag_keys, "tagKeys");
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(UntagResourceInput {
             resource_arn: resource_arn.unwrap_or_default(),
             tag_keys: tag_keys.unwrap_or_default(),
@@ -958,7 +721,7 @@ impl ListTagsForResourceRequest {
     pub(crate) fn into_arn(self) -> Result<String, ServerError> {
         let mut violations = Violations::default();
         let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(resource_arn.unwrap_or_default())
     }
 }
@@ -1000,7 +763,7 @@ impl PutRecordRequest {
         let mut violations = Violations::default();
         let data = violations.required(self.data, "data");
         let partition_key = violations.required(self.partition_key, "partitionKey");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(PutRecordInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             data: data.unwrap_or_default().0,
@@ -1073,7 +836,7 @@ impl PutRecordsRequest {
                 });
             }
         }
-        violations.finish()?;
+        violations.into_result()?;
         Ok(PutRecordsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             records,
@@ -1185,22 +948,10 @@ fn starting_position(
     })
 }
 
-/// `GetShardIterator` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetShardIteratorRequest {
-    stream_name: Option<String>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    shard_id: Option<String>,
-    shard_iterator_type: Option<String>,
-    starting_sequence_number: Option<String>,
-    timestamp: Option<Timestamp>,
-}
+impl IntoInput for GetShardIteratorRequest {
+    type Input = GetShardIteratorInput;
 
-impl GetShardIteratorRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
+    fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
         let mut violations = Violations::default();
         let shard_id = violations.required(self.shard_id, "shardId");
         let position = starting_position(
@@ -1210,7 +961,7 @@ impl GetShardIteratorRequest {
             ["shardIteratorType", "startingSequenceNumber", "timestamp"],
             &mut violations,
         )?;
-        violations.finish()?;
+        violations.into_result()?;
         let (Some(shard_id), Some(position)) = (shard_id, position) else {
             return Err(ServerError::InternalFailure(
                 "validated request lost a member".into(),
@@ -1224,31 +975,14 @@ impl GetShardIteratorRequest {
     }
 }
 
-/// `GetShardIterator` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetShardIteratorResponse {
-    /// The iterator.
-    pub shard_iterator: String,
-}
+impl IntoInput for GetRecordsRequest {
+    type Input = GetRecordsInput;
 
-/// `GetRecords` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetRecordsRequest {
-    shard_iterator: Option<String>,
-    limit: Option<i64>,
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-}
-
-impl GetRecordsRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<GetRecordsInput, ServerError> {
+    fn into_input(self) -> Result<GetRecordsInput, ServerError> {
         let mut violations = Violations::default();
         let shard_iterator = violations.required(self.shard_iterator, "shardIterator");
-        let limit = violations.range(self.limit, "limit", 1, 10_000);
-        violations.finish()?;
+        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
+        violations.into_result()?;
         Ok(GetRecordsInput {
             shard_iterator: shard_iterator.unwrap_or_default(),
             limit,
@@ -1257,52 +991,17 @@ impl GetRecordsRequest {
     }
 }
 
-/// `GetRecords` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct GetRecordsResponse {
-    records: Vec<WireRecord>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_shard_iterator: Option<String>,
-    millis_behind_latest: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    child_shards: Vec<WireChildShard>,
-}
-
-impl From<GetRecordsOutput> for GetRecordsResponse {
-    fn from(output: GetRecordsOutput) -> Self {
-        GetRecordsResponse {
-            records: output.records.into_iter().map(WireRecord::from).collect(),
-            next_shard_iterator: output.next_shard_iterator,
-            millis_behind_latest: output.millis_behind_latest,
-            child_shards: output
-                .child_shards
-                .into_iter()
-                .map(WireChildShard::from)
-                .collect(),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Enhanced fan-out
 
-/// `RegisterStreamConsumer` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct RegisterStreamConsumerRequest {
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    consumer_name: Option<String>,
-}
+impl IntoInput for RegisterStreamConsumerRequest {
+    type Input = RegisterStreamConsumerInput;
 
-impl RegisterStreamConsumerRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
+    fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
         let consumer_name = violations.required(self.consumer_name, "consumerName");
-        violations.finish()?;
+        violations.into_result()?;
         Ok(RegisterStreamConsumerInput {
             stream_arn: stream_arn.unwrap_or_default(),
             consumer_name: consumer_name.unwrap_or_default(),
@@ -1310,95 +1009,37 @@ impl RegisterStreamConsumerRequest {
     }
 }
 
-/// A `Consumer`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireConsumer {
-    consumer_name: String,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: String,
-    consumer_status: String,
-    consumer_creation_timestamp: Timestamp,
-}
-
-impl From<Consumer> for WireConsumer {
-    fn from(consumer: Consumer) -> Self {
-        WireConsumer {
-            consumer_name: consumer.consumer_name,
-            consumer_arn: consumer.consumer_arn,
-            consumer_status: consumer.consumer_status,
-            consumer_creation_timestamp: Timestamp(consumer.consumer_creation_timestamp),
-        }
+/// A `Consumer` of `RegisterStreamConsumer` and `ListStreamConsumers` (no stream ARN).
+fn wire_consumer(consumer: Consumer) -> WireConsumer {
+    WireConsumer {
+        consumer_name: consumer.consumer_name,
+        consumer_arn: consumer.consumer_arn,
+        consumer_status: consumer.consumer_status,
+        consumer_creation_timestamp: Timestamp(consumer.consumer_creation_timestamp),
+        stream_arn: None,
     }
-}
-
-/// `RegisterStreamConsumer` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct RegisterStreamConsumerResponse {
-    consumer: WireConsumer,
 }
 
 impl From<Consumer> for RegisterStreamConsumerResponse {
     fn from(consumer: Consumer) -> Self {
         RegisterStreamConsumerResponse {
-            consumer: consumer.into(),
+            consumer: wire_consumer(consumer),
         }
     }
 }
 
-/// `DescribeStreamConsumer` / `DeregisterStreamConsumer` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct ConsumerRefRequest {
-    #[serde(rename = "StreamARN")]
-    stream_arn: Option<String>,
-    consumer_name: Option<String>,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: Option<String>,
+/// A consumer named by a request (`DescribeStreamConsumer`, `DeregisterStreamConsumer`).
+pub(crate) trait IntoConsumerRef {
+    /// The engine reference.
+    fn into_ref(self) -> ConsumerRef;
 }
 
-impl ConsumerRefRequest {
-    /// The engine reference.
-    pub(crate) fn into_ref(self) -> ConsumerRef {
+impl IntoConsumerRef for ConsumerRefRequest {
+    fn into_ref(self) -> ConsumerRef {
         ConsumerRef {
             stream_arn: self.stream_arn,
             consumer_name: self.consumer_name,
             consumer_arn: self.consumer_arn,
-        }
-    }
-}
-
-/// `ConsumerDescription`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireConsumerDescription {
-    consumer_name: String,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: String,
-    consumer_status: String,
-    consumer_creation_timestamp: Timestamp,
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-}
-
-/// `DescribeStreamConsumer` response.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct DescribeStreamConsumerResponse {
-    consumer_description: WireConsumerDescription,
-}
-
-impl From<ConsumerDescription> for DescribeStreamConsumerResponse {
-    fn from(description: ConsumerDescription) -> Self {
-        DescribeStreamConsumerResponse {
-            consumer_description: WireConsumerDescription {
-                consumer_name: description.consumer_name,
-                consumer_arn: description.consumer_arn,
-                consumer_status: description.consumer_status,
-                consumer_creation_timestamp: Timestamp(description.consumer_creation_timestamp),
-                stream_arn: description.stream_arn,
-            },
         }
     }
 }
@@ -1419,8 +1060,8 @@ impl ListStreamConsumersRequest {
     pub(crate) fn into_input(self) -> Result<ListStreamConsumersInput, ServerError> {
         let mut violations = Violations::default();
         let stream_arn = violations.required(self.stream_arn, "streamARN");
-        let max_results = violations.range(self.max_results, "maxResults", 1, 10_000);
-        violations.finish()?;
+        let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
+        violations.into_result()?;
         Ok(ListStreamConsumersInput {
             stream_arn: stream_arn.unwrap_or_default(),
             next_token: self.next_token,
@@ -1442,38 +1083,16 @@ pub(crate) struct ListStreamConsumersResponse {
 impl From<ListStreamConsumersOutput> for ListStreamConsumersResponse {
     fn from(output: ListStreamConsumersOutput) -> Self {
         ListStreamConsumersResponse {
-            consumers: output
-                .consumers
-                .into_iter()
-                .map(WireConsumer::from)
-                .collect(),
+            consumers: output.consumers.into_iter().map(wire_consumer).collect(),
             next_token: output.next_token,
         }
     }
 }
 
-/// `StartingPosition` of `SubscribeToShard`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireStartingPosition {
-    r#type: Option<String>,
-    sequence_number: Option<String>,
-    timestamp: Option<Timestamp>,
-}
+impl IntoInput for SubscribeToShardRequest {
+    type Input = SubscribeToShardInput;
 
-/// `SubscribeToShard` request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct SubscribeToShardRequest {
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: Option<String>,
-    shard_id: Option<String>,
-    starting_position: Option<WireStartingPosition>,
-}
-
-impl SubscribeToShardRequest {
-    /// The engine request.
-    pub(crate) fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
+    fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
         let mut violations = Violations::default();
         let consumer_arn = violations.required(self.consumer_arn, "consumerARN");
         let shard_id = violations.required(self.shard_id, "shardId");
@@ -1492,7 +1111,7 @@ impl SubscribeToShardRequest {
             )?,
             None => None,
         };
-        violations.finish()?;
+        violations.into_result()?;
         let (Some(consumer_arn), Some(shard_id), Some(position)) =
             (consumer_arn, shard_id, position)
         else {
@@ -1505,36 +1124,6 @@ impl SubscribeToShardRequest {
             shard_id: ShardId::from(shard_id),
             starting_position: position,
         })
-    }
-}
-
-/// The payload of a `SubscribeToShardEvent` message.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub(crate) struct WireSubscribeToShardEvent {
-    records: Vec<WireRecord>,
-    #[serde(
-        serialize_with = "display_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    continuation_sequence_number: Option<SequenceNumber>,
-    millis_behind_latest: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    child_shards: Vec<WireChildShard>,
-}
-
-impl From<SubscribeToShardEvent> for WireSubscribeToShardEvent {
-    fn from(event: SubscribeToShardEvent) -> Self {
-        WireSubscribeToShardEvent {
-            records: event.records.into_iter().map(WireRecord::from).collect(),
-            continuation_sequence_number: event.continuation_sequence_number,
-            millis_behind_latest: event.millis_behind_latest,
-            child_shards: event
-                .child_shards
-                .into_iter()
-                .map(WireChildShard::from)
-                .collect(),
-        }
     }
 }
 
@@ -1619,7 +1208,7 @@ pub(crate) fn get_records_json(output: &GetRecordsOutput) -> Result<Vec<u8>, Ser
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use kcl_core::kinesis::EpochMillis;
+    use kcl_core::kinesis::{ChildShard, EpochMillis, HashKeyRange, Record};
     use proptest::prelude::*;
 
     fn output(

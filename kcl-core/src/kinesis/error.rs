@@ -98,15 +98,27 @@ impl fmt::Display for KinesisErrorKind {
     }
 }
 
-/// An error of the Kinesis API: a kind and the message AWS would give.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
+/// An error of the Kinesis API: a kind and the message AWS would give. Displayed as
+/// `Kind: message`; an error of kind [`Other`](KinesisErrorKind::Other) (a transport failure,
+/// an error type this crate has no kind for) as its message alone, which names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KinesisError {
     /// What kind of error this is.
     pub kind: KinesisErrorKind,
     /// The human-readable message, worded as AWS words it.
     pub message: String,
 }
+
+impl fmt::Display for KinesisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            KinesisErrorKind::Other => f.write_str(&self.message),
+            kind => write!(f, "{kind}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for KinesisError {}
 
 impl KinesisError {
     /// An error of `kind` with `message`.

@@ -7,6 +7,7 @@ mod error;
 mod hash;
 mod sequence;
 mod shard;
+pub mod wire;
 
 pub use error::{KinesisError, KinesisErrorKind};
 pub use hash::{HashKey, HashKeyRange, partition_key_hash};

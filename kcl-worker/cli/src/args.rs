@@ -43,20 +43,17 @@ pub enum Command {
 }
 
 /// Where a Kinesis-compatible endpoint is and how to sign requests to it. Global flags: they
-/// may follow any subcommand (`kcl stream create t --endpoint URL`).
+/// may follow any subcommand (`kcl stream create t --endpoint URL`). Credentials come from the
+/// standard AWS chain (env, `AWS_PROFILE` and the profile files, SSO, web identity, ECS/EC2).
 #[derive(Debug, Clone, Args)]
 pub struct EndpointArgs {
-    /// The Kinesis endpoint, e.g. http://127.0.0.1:4567 for a local `kinesis-broker`.
-    #[arg(
-        long,
-        env = "KCL_ENDPOINT",
-        default_value = "http://127.0.0.1:4567",
-        global = true
-    )]
-    pub endpoint: String,
-    /// The AWS region used for request signing.
-    #[arg(long, env = "AWS_REGION", default_value = "us-east-1", global = true)]
-    pub region: String,
+    /// The Kinesis endpoint, e.g. http://127.0.0.1:4567 for a local `kinesis-broker`. Without
+    /// it: AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL, else https://kinesis.REGION.amazonaws.com.
+    #[arg(long, env = "KCL_ENDPOINT", global = true)]
+    pub endpoint: Option<String>,
+    /// The AWS region (signing, and the default endpoint); else the profile's, else us-east-1.
+    #[arg(long, env = "AWS_REGION", global = true)]
+    pub region: Option<String>,
 }
 
 /// Arguments of `kcl demo`.
@@ -419,13 +416,24 @@ mod tests {
             let cli =
                 Cli::try_parse_from(case.iter().copied().chain(["--region", "eu-west-1", "-v"]))
                     .unwrap_or_else(|error| panic!("{case:?}: {error}"));
-            assert_eq!(cli.endpoint.endpoint, "http://h:1", "{case:?}");
-            assert_eq!(cli.endpoint.region, "eu-west-1", "{case:?}");
+            assert_eq!(
+                cli.endpoint.endpoint.as_deref(),
+                Some("http://h:1"),
+                "{case:?}"
+            );
+            assert_eq!(
+                cli.endpoint.region.as_deref(),
+                Some("eu-west-1"),
+                "{case:?}"
+            );
             assert_eq!(cli.verbose, 1, "{case:?}");
         }
         let defaulted = Cli::try_parse_from(["kcl", "stream", "list"]).expect("parses");
         if std::env::var_os("KCL_ENDPOINT").is_none() {
-            assert_eq!(defaulted.endpoint.endpoint, "http://127.0.0.1:4567");
+            assert_eq!(
+                defaulted.endpoint.endpoint, None,
+                "resolved later, by the AWS rules"
+            );
         }
     }
 

@@ -42,7 +42,7 @@ fn produce_entries(args: &ProduceArgs) -> anyhow::Result<Vec<ProduceEntry>> {
 
 /// Runs `kcl produce`.
 pub async fn run_produce(args: ProduceArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
-    let api = json_api(endpoint)?;
+    let api = json_api(endpoint).await?;
     let entries = produce_entries(&args)?;
     let total = entries.len() as u64;
     let producer = Producer::new(
@@ -132,8 +132,8 @@ fn render_shards(shards: &[Shard]) -> String {
 
 /// Runs `kcl stream ...`.
 pub async fn run_stream(args: StreamArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
-    let client = http_client(endpoint)?;
-    let api = json_api(endpoint)?;
+    let client = http_client(endpoint).await?;
+    let api = json_api(endpoint).await?;
     match args.command {
         StreamCommand::Create { name, shards } => {
             api.call(

@@ -6,7 +6,7 @@
 //! (`backon`) exactly as the worker's stream client does.
 
 use kcl_core::kinesis::{KinesisError, KinesisErrorKind};
-use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
+use kcl_worker::client::{HttpClientConfig, HttpStreamClient};
 use serde_json::Value;
 
 /// Calls Kinesis JSON-protocol operations on one endpoint.
@@ -16,15 +16,8 @@ pub struct KinesisJsonApi {
 }
 
 impl KinesisJsonApi {
-    /// A caller for `endpoint` signing for `region` with `credentials`.
-    pub fn new(
-        endpoint: &str,
-        region: &str,
-        credentials: StaticCredentials,
-    ) -> Result<Self, KinesisError> {
-        let config = HttpClientConfig::new(endpoint)
-            .with_region(region)
-            .with_credentials(credentials);
+    /// A caller configured by `config` (endpoint, region, credentials).
+    pub fn new(config: HttpClientConfig) -> Result<Self, KinesisError> {
         let client = HttpStreamClient::new(config).map_err(|error| {
             KinesisError::new(KinesisErrorKind::InvalidArgument, error.to_string())
         })?;

@@ -79,7 +79,7 @@ async fn run_leases(args: LeasesArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_status(args: StatusArgs, endpoint: &args::EndpointArgs) -> anyhow::Result<ExitCode> {
     let store = open_existing_lease_file(&args.leases).await?;
-    let client = worker::http_client(endpoint)?;
+    let client = worker::http_client(endpoint).await?;
     let mut leases = store.list_leases().await?;
     leases.sort_by(|a, b| a.lease_key.cmp(&b.lease_key));
     let mut rows = leases::lease_rows(&leases);

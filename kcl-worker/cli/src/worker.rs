@@ -11,7 +11,10 @@ use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::EpochMillis;
 use kcl_core::lineage::InitialPosition;
 use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
-use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
+use kcl_worker::client::{
+    AwsOverrides, HttpClientConfig, HttpStreamClient, StaticCredentials, aws_client_config,
+    resolve_endpoint,
+};
 use kcl_worker::config::SchedulerConfig;
 use kcl_worker::processor::ShardRecordProcessorFactory;
 use kcl_worker::retrieval::{FanOutConfig, PollingConfig, RetrievalMode};
@@ -31,44 +34,55 @@ pub fn default_worker_id() -> String {
     format!("{host}-{}-{}", std::process::id(), &suffix[..8])
 }
 
-/// The credentials for `endpoint`: from the environment, else — for a local endpoint (loopback
-/// host) — placeholders, which `kinesis-broker` accepts by default.
-pub fn credentials(endpoint: &EndpointArgs) -> anyhow::Result<StaticCredentials> {
-    if let Some(credentials) = StaticCredentials::from_env() {
-        return Ok(credentials);
-    }
-    let host = reqwest::Url::parse(&endpoint.endpoint)
+/// The client configuration of the connection flags: credentials and region from the standard
+/// AWS chain (env, profile files, SSO, web identity, ECS/EC2 metadata), the endpoint by the AWS
+/// precedence (`--endpoint`/`KCL_ENDPOINT` > `AWS_ENDPOINT_URL_KINESIS` > `AWS_ENDPOINT_URL` >
+/// `https://kinesis.{region}.amazonaws.com`). For a loopback endpoint with neither keys in the
+/// environment nor `AWS_PROFILE`, placeholder keys (which `kinesis-broker` accepts by default)
+/// and `us-east-1` stand in, so nothing waits for instance metadata.
+pub async fn client_config(endpoint: &EndpointArgs) -> anyhow::Result<HttpClientConfig> {
+    let region_for_guess = endpoint.region.as_deref().unwrap_or(DEFAULT_REGION);
+    let guessed = resolve_endpoint(endpoint.endpoint.as_deref(), region_for_guess);
+    let configured =
+        StaticCredentials::from_env().is_some() || std::env::var_os("AWS_PROFILE").is_some();
+    let local_placeholders = is_loopback(&guessed.url) && !configured;
+    let overrides = AwsOverrides {
+        endpoint: endpoint.endpoint.clone(),
+        region: endpoint
+            .region
+            .clone()
+            .or_else(|| local_placeholders.then(|| DEFAULT_REGION.to_owned())),
+        default_region: Some(DEFAULT_REGION.to_owned()),
+        credentials: local_placeholders.then(|| StaticCredentials {
+            access_key_id: "kcl-local".to_owned(),
+            secret_access_key: "kcl-local".to_owned(),
+            session_token: None,
+        }),
+        ..AwsOverrides::default()
+    };
+    Ok(aws_client_config(overrides).await?)
+}
+
+/// The region when neither `--region`, `AWS_REGION` nor the profile gives one.
+const DEFAULT_REGION: &str = "us-east-1";
+
+fn is_loopback(url: &str) -> bool {
+    let host = reqwest::Url::parse(url)
         .ok()
         .and_then(|url| url.host_str().map(str::to_owned))
         .unwrap_or_default();
-    let is_local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1");
-    anyhow::ensure!(
-        is_local,
-        "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for {}",
-        endpoint.endpoint
-    );
-    tracing::debug!(
-        "no AWS credentials in the environment; using placeholders for a local endpoint"
-    );
-    Ok(StaticCredentials {
-        access_key_id: "kcl-local".to_owned(),
-        secret_access_key: "kcl-local".to_owned(),
-        session_token: None,
-    })
+    matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
 /// The HTTP stream client for `endpoint`.
-pub fn http_client(endpoint: &EndpointArgs) -> anyhow::Result<HttpStreamClient> {
-    let config = HttpClientConfig::new(endpoint.endpoint.clone())
-        .with_region(&endpoint.region)
-        .with_credentials(credentials(endpoint)?);
+pub async fn http_client(endpoint: &EndpointArgs) -> anyhow::Result<HttpStreamClient> {
+    let config = client_config(endpoint).await?;
     HttpStreamClient::new(config).context("configuring the Kinesis client")
 }
 
 /// A caller of any Kinesis JSON operation on `endpoint` (control plane, `PutRecords`).
-pub fn json_api(endpoint: &EndpointArgs) -> anyhow::Result<KinesisJsonApi> {
-    KinesisJsonApi::new(&endpoint.endpoint, &endpoint.region, credentials(endpoint)?)
-        .context("configuring the Kinesis client")
+pub async fn json_api(endpoint: &EndpointArgs) -> anyhow::Result<KinesisJsonApi> {
+    KinesisJsonApi::new(client_config(endpoint).await?).context("configuring the Kinesis client")
 }
 
 /// The lineage initial position of a command-line position.
@@ -96,7 +110,7 @@ pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
 /// Runs `kcl worker` until a signal (graceful shutdown) or a fatal error.
 pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
     let worker_id = args.worker_id.clone().unwrap_or_else(default_worker_id);
-    let client = http_client(endpoint)?;
+    let client = http_client(endpoint).await?;
     let lease = LeaseConfig::builder()
         .failover_time(Duration::from_millis(args.failover_ms))
         .build()
@@ -154,7 +168,7 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         worker_id = %worker_id,
         stream = %args.stream,
         application = %args.application,
-        endpoint = %endpoint.endpoint,
+        endpoint = endpoint.endpoint.as_deref().unwrap_or("(from the AWS environment)"),
         "worker starting"
     );
     let mut run = tokio::spawn(scheduler.run());

@@ -2,60 +2,28 @@
 //! Kinesis, or another emulator. JSON protocol (`application/x-amz-json-1.1`), SigV4-signed with
 //! `aws-sigv4`, `SubscribeToShard` read as an event stream.
 
+use super::credentials::{CredentialsSource, StaticCredentials};
 use super::eventstream::{EventMessage, EventStreamDecoder};
 use super::retry::RetryConfig;
 use crate::error::WorkerError;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use backon::Retryable;
-use base64::Engine as _;
 use bytes::Bytes;
 use futures::StreamExt;
+use kcl_core::kinesis::wire;
 use kcl_core::kinesis::{
-    ChildShard, ConsumerDescription, EpochMillis, GetRecordsOutput, HashKeyRange, KinesisError,
-    KinesisErrorKind, Record, SequenceNumber, SequenceNumberRange, Shard, ShardFilter, ShardId,
-    StartingPosition, StreamSummary, SubscribeToShardEvent,
+    ConsumerDescription, GetRecordsOutput, KinesisError, KinesisErrorKind, Shard, ShardFilter,
+    ShardId, StartingPosition, StreamSummary, SubscribeToShardEvent,
 };
 use kcl_core::stream_client::{StreamClient, Subscription};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tracing::Instrument;
-
-/// AWS credentials used to sign requests.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StaticCredentials {
-    /// The access key id.
-    pub access_key_id: String,
-    /// The secret access key.
-    pub secret_access_key: String,
-    /// The session token of temporary credentials.
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for StaticCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-impl StaticCredentials {
-    /// Credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
-    pub fn from_env() -> Option<Self> {
-        let access_key_id = std::env::var("AWS_ACCESS_KEY_ID").ok()?;
-        let secret_access_key = std::env::var("AWS_SECRET_ACCESS_KEY").ok()?;
-        let session_token = std::env::var("AWS_SESSION_TOKEN").ok();
-        Some(StaticCredentials {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        })
-    }
-}
 
 /// Configuration of an [`HttpStreamClient`].
 #[derive(Debug, Clone)]
@@ -64,8 +32,10 @@ pub struct HttpClientConfig {
     pub endpoint: String,
     /// The signing region; `None` reads `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
-    /// Credentials; `None` reads them from the environment.
-    pub credentials: Option<StaticCredentials>,
+    /// Where signing credentials come from; `None` reads `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` once. With the `aws` feature,
+    /// `client::aws_client_config` sets the standard AWS chain here.
+    pub credentials: Option<SharedCredentialsProvider>,
     /// Time limit of one request (not of a `SubscribeToShard` stream).
     pub request_timeout: Duration,
     /// Time limit to establish a connection.
@@ -89,7 +59,17 @@ impl HttpClientConfig {
 
     /// Sets explicit credentials.
     pub fn with_credentials(mut self, credentials: StaticCredentials) -> Self {
-        self.credentials = Some(credentials);
+        self.credentials = Some(credentials.into_provider());
+        self
+    }
+
+    /// Sets a credentials provider (asked on the first request and again before what it gave
+    /// expires).
+    pub fn with_credentials_provider(
+        mut self,
+        provider: impl ProvideCredentials + 'static,
+    ) -> Self {
+        self.credentials = Some(SharedCredentialsProvider::new(provider));
         self
     }
 
@@ -111,7 +91,7 @@ struct Inner {
     http: reqwest::Client,
     endpoint: reqwest::Url,
     region: String,
-    credentials: aws_credential_types::Credentials,
+    credentials: CredentialsSource,
     request_timeout: Duration,
     retry: RetryConfig,
 }
@@ -123,12 +103,16 @@ enum CallError {
     Service { status: u16, error: KinesisError },
     /// No (complete) answer: connection refused/reset, timeout, unreadable body.
     Transport(String),
+    /// No credentials to sign with (the provider failed); not retried here, the provider
+    /// retries what it can itself.
+    Credentials(String),
 }
 
 impl CallError {
     fn is_retryable(&self) -> bool {
         match self {
             CallError::Transport(_) => true,
+            CallError::Credentials(_) => false,
             CallError::Service { status, error } => *status >= 500 || error.is_retryable(),
         }
     }
@@ -136,7 +120,9 @@ impl CallError {
     fn into_kinesis(self) -> KinesisError {
         match self {
             CallError::Service { error, .. } => error,
-            CallError::Transport(message) => KinesisError::new(KinesisErrorKind::Other, message),
+            CallError::Transport(message) | CallError::Credentials(message) => {
+                KinesisError::new(KinesisErrorKind::Other, message)
+            }
         }
     }
 }
@@ -167,7 +153,7 @@ impl HttpStreamClient {
         let credentials = config
             .credentials
             .clone()
-            .or_else(StaticCredentials::from_env)
+            .or_else(|| StaticCredentials::from_env().map(StaticCredentials::into_provider))
             .ok_or_else(|| {
                 WorkerError::invalid_config(
                     "credentials",
@@ -185,13 +171,7 @@ impl HttpStreamClient {
             .tcp_nodelay(true)
             .build()
             .map_err(|error| WorkerError::invalid_config("endpoint", error.to_string()))?;
-        let credentials = aws_credential_types::Credentials::new(
-            credentials.access_key_id,
-            credentials.secret_access_key,
-            credentials.session_token,
-            None,
-            "kcl-rs",
-        );
+        let credentials = CredentialsSource::new(credentials);
         Ok(HttpStreamClient {
             inner: Arc::new(Inner {
                 http,
@@ -207,16 +187,16 @@ impl HttpStreamClient {
     /// Calls any Kinesis operation (e.g. `PutRecords`, `CreateStream`) with a JSON body,
     /// signed and retried like every other call, and returns the JSON answer.
     pub async fn call_json(&self, operation: &str, body: Value) -> Result<Value, KinesisError> {
-        self.call(operation, body).await
+        self.call(operation, &body).await
     }
 
     /// Calls `operation` with `body`, retrying transient failures, and decodes the answer.
     async fn call<T: DeserializeOwned>(
         &self,
         operation: &str,
-        body: Value,
+        body: &(impl Serialize + Sync),
     ) -> Result<T, KinesisError> {
-        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let body = encode_body(operation, body)?;
         let attempt = || async {
             let response = self.send(operation, body.clone(), true).await?;
             let bytes = response.bytes().await.map_err(|error| {
@@ -248,7 +228,14 @@ impl HttpStreamClient {
         with_timeout: bool,
     ) -> Result<reqwest::Response, CallError> {
         let target = format!("{TARGET_PREFIX}{operation}");
-        let headers = self.sign(&target, &body)?;
+        let now = SystemTime::now();
+        let credentials = self
+            .inner
+            .credentials
+            .credentials_at(now)
+            .await
+            .map_err(CallError::Credentials)?;
+        let headers = self.sign(&credentials, now, &target, &body)?;
         let mut request = self
             .inner
             .http
@@ -295,6 +282,10 @@ impl HttpStreamClient {
         }
         let message = if message.is_empty() {
             format!("{operation} failed with HTTP {status} {error_type}")
+        } else if kind == KinesisErrorKind::Other && !error_type.is_empty() {
+            // No kind of ours names it: keep the service's error type in the message.
+            let short_type = error_type.rsplit('#').next().unwrap_or(&error_type);
+            format!("{short_type}: {message}")
         } else {
             message
         };
@@ -305,15 +296,21 @@ impl HttpStreamClient {
     }
 
     /// SigV4 headers for a request to the endpoint.
-    fn sign(&self, target: &str, body: &[u8]) -> Result<Vec<(String, String)>, CallError> {
+    fn sign(
+        &self,
+        credentials: &Credentials,
+        now: SystemTime,
+        target: &str,
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, CallError> {
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         use aws_sigv4::sign::v4;
-        let identity = self.inner.credentials.clone().into();
+        let identity = credentials.clone().into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.inner.region)
             .name("kinesis")
-            .time(SystemTime::now())
+            .time(now)
             .settings(SigningSettings::default())
             .build()
             .map_err(|error| CallError::Transport(format!("signing: {error}")))?
@@ -338,256 +335,10 @@ impl HttpStreamClient {
             .collect())
     }
 
+    /// The ARN of `stream_name`.
     async fn stream_arn(&self, stream_name: &str) -> Result<String, KinesisError> {
         Ok(self.describe_stream_summary(stream_name).await?.stream_arn)
     }
-}
-
-// ---- wire shapes -------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireHashKeyRange {
-    starting_hash_key: String,
-    ending_hash_key: String,
-}
-
-impl WireHashKeyRange {
-    fn parse(&self) -> Result<HashKeyRange, KinesisError> {
-        let parse = |text: &str| {
-            text.parse::<u128>().map_err(|_| {
-                KinesisError::new(
-                    KinesisErrorKind::Other,
-                    format!("invalid hash key {text:?} in response"),
-                )
-            })
-        };
-        Ok(HashKeyRange::new(
-            parse(&self.starting_hash_key)?,
-            parse(&self.ending_hash_key)?,
-        ))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireChildShard {
-    shard_id: String,
-    #[serde(default)]
-    parent_shards: Vec<String>,
-    hash_key_range: WireHashKeyRange,
-}
-
-impl WireChildShard {
-    fn parse(self) -> Result<ChildShard, KinesisError> {
-        Ok(ChildShard {
-            shard_id: ShardId::from(self.shard_id),
-            parent_shards: self.parent_shards.into_iter().map(ShardId::from).collect(),
-            hash_key_range: self.hash_key_range.parse()?,
-        })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireRecord {
-    sequence_number: SequenceNumber,
-    #[serde(default)]
-    approximate_arrival_timestamp: Option<f64>,
-    data: String,
-    partition_key: String,
-}
-
-impl WireRecord {
-    fn parse(self) -> Result<Record, KinesisError> {
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(self.data.as_bytes())
-            .map_err(|error| {
-                KinesisError::new(
-                    KinesisErrorKind::Other,
-                    format!("record data is not base64: {error}"),
-                )
-            })?;
-        let millis = self
-            .approximate_arrival_timestamp
-            .map(|seconds| (seconds * 1000.0).round() as i64)
-            .unwrap_or_default();
-        Ok(Record {
-            sequence_number: self.sequence_number,
-            approximate_arrival_timestamp: EpochMillis(millis),
-            data: Bytes::from(data),
-            partition_key: Arc::from(self.partition_key.as_str()),
-            explicit_hash_key: None,
-        })
-    }
-}
-
-fn parse_records(records: Vec<WireRecord>) -> Result<Vec<Record>, KinesisError> {
-    records.into_iter().map(WireRecord::parse).collect()
-}
-
-fn parse_children(children: Vec<WireChildShard>) -> Result<Vec<ChildShard>, KinesisError> {
-    children.into_iter().map(WireChildShard::parse).collect()
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireGetRecordsOutput {
-    #[serde(default)]
-    records: Vec<WireRecord>,
-    next_shard_iterator: Option<String>,
-    #[serde(default)]
-    millis_behind_latest: u64,
-    #[serde(default)]
-    child_shards: Vec<WireChildShard>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireSubscribeEvent {
-    #[serde(default)]
-    records: Vec<WireRecord>,
-    continuation_sequence_number: Option<SequenceNumber>,
-    #[serde(default)]
-    millis_behind_latest: u64,
-    #[serde(default)]
-    child_shards: Vec<WireChildShard>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireSequenceNumberRange {
-    starting_sequence_number: SequenceNumber,
-    ending_sequence_number: Option<SequenceNumber>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireShard {
-    shard_id: String,
-    parent_shard_id: Option<String>,
-    adjacent_parent_shard_id: Option<String>,
-    hash_key_range: WireHashKeyRange,
-    sequence_number_range: WireSequenceNumberRange,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireListShardsOutput {
-    #[serde(default)]
-    shards: Vec<WireShard>,
-    next_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireStreamSummary {
-    stream_name: String,
-    #[serde(rename = "StreamARN")]
-    stream_arn: String,
-    stream_status: String,
-    #[serde(default)]
-    retention_period_hours: u32,
-    #[serde(default)]
-    open_shard_count: u32,
-    #[serde(default)]
-    consumer_count: u32,
-    #[serde(default)]
-    stream_creation_timestamp: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireDescribeStreamSummaryOutput {
-    stream_description_summary: WireStreamSummary,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireConsumer {
-    consumer_name: String,
-    #[serde(rename = "ConsumerARN")]
-    consumer_arn: String,
-    consumer_status: String,
-    #[serde(default)]
-    consumer_creation_timestamp: f64,
-    #[serde(rename = "StreamARN", default)]
-    stream_arn: Option<String>,
-}
-
-impl WireConsumer {
-    fn into_description(self, stream_arn: &str) -> ConsumerDescription {
-        ConsumerDescription {
-            consumer_name: self.consumer_name,
-            consumer_arn: self.consumer_arn,
-            consumer_status: self.consumer_status,
-            consumer_creation_timestamp: seconds_to_millis(self.consumer_creation_timestamp),
-            stream_arn: self.stream_arn.unwrap_or_else(|| stream_arn.to_owned()),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireRegisterOutput {
-    consumer: WireConsumer,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireDescribeConsumerOutput {
-    consumer_description: WireConsumer,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct WireShardIterator {
-    shard_iterator: String,
-}
-
-#[derive(Serialize)]
-struct WireStartingPosition {
-    #[serde(rename = "Type")]
-    kind: &'static str,
-    #[serde(rename = "SequenceNumber", skip_serializing_if = "Option::is_none")]
-    sequence_number: Option<String>,
-    #[serde(rename = "Timestamp", skip_serializing_if = "Option::is_none")]
-    timestamp: Option<f64>,
-}
-
-fn wire_position(position: StartingPosition) -> WireStartingPosition {
-    let (sequence_number, timestamp) = match position {
-        StartingPosition::AtSequenceNumber(sequence)
-        | StartingPosition::AfterSequenceNumber(sequence) => (Some(sequence.to_string()), None),
-        StartingPosition::AtTimestamp(time) => (None, Some(time.as_secs_f64())),
-        StartingPosition::TrimHorizon | StartingPosition::Latest => (None, None),
-    };
-    WireStartingPosition {
-        kind: position.type_name(),
-        sequence_number,
-        timestamp,
-    }
-}
-
-fn wire_filter(filter: &ShardFilter) -> Value {
-    match filter {
-        ShardFilter::AfterShardId(shard_id) => {
-            json!({"Type": "AFTER_SHARD_ID", "ShardId": shard_id})
-        }
-        ShardFilter::AtTrimHorizon => json!({"Type": "AT_TRIM_HORIZON"}),
-        ShardFilter::FromTrimHorizon => json!({"Type": "FROM_TRIM_HORIZON"}),
-        ShardFilter::AtLatest => json!({"Type": "AT_LATEST"}),
-        ShardFilter::AtTimestamp(time) => {
-            json!({"Type": "AT_TIMESTAMP", "Timestamp": time.as_secs_f64()})
-        }
-        ShardFilter::FromTimestamp(time) => {
-            json!({"Type": "FROM_TIMESTAMP", "Timestamp": time.as_secs_f64()})
-        }
-    }
-}
-
-fn seconds_to_millis(seconds: f64) -> EpochMillis {
-    EpochMillis((seconds * 1000.0).round() as i64)
 }
 
 fn protocol_error(message: impl Into<String>) -> KinesisError {
@@ -600,19 +351,13 @@ impl StreamClient for HttpStreamClient {
         &self,
         stream_name: &str,
     ) -> Result<StreamSummary, KinesisError> {
-        let output: WireDescribeStreamSummaryOutput = self
-            .call("DescribeStreamSummary", json!({"StreamName": stream_name}))
+        let response: wire::DescribeStreamSummaryResponse = self
+            .call(
+                "DescribeStreamSummary",
+                &wire::StreamNameRequest::named(stream_name),
+            )
             .await?;
-        let summary = output.stream_description_summary;
-        Ok(StreamSummary {
-            stream_name: summary.stream_name,
-            stream_arn: summary.stream_arn,
-            stream_status: summary.stream_status,
-            retention_period_hours: summary.retention_period_hours,
-            open_shard_count: summary.open_shard_count,
-            consumer_count: summary.consumer_count,
-            stream_creation_timestamp: seconds_to_millis(summary.stream_creation_timestamp),
-        })
+        Ok(response.into())
     }
 
     async fn list_shards(
@@ -621,35 +366,14 @@ impl StreamClient for HttpStreamClient {
         filter: Option<ShardFilter>,
     ) -> Result<Vec<Shard>, KinesisError> {
         let mut shards = Vec::new();
-        let mut next_token: Option<String> = None;
+        let mut request = wire::ListShardsRequest::first_page(stream_name, filter.as_ref());
         loop {
-            let body = match &next_token {
-                Some(token) => json!({"NextToken": token}),
-                None => {
-                    let mut body = json!({"StreamName": stream_name});
-                    if let Some(filter) = &filter {
-                        body["ShardFilter"] = wire_filter(filter);
-                    }
-                    body
-                }
-            };
-            let page: WireListShardsOutput = self.call("ListShards", body).await?;
-            for shard in page.shards {
-                shards.push(Shard {
-                    shard_id: ShardId::from(shard.shard_id),
-                    parent_shard_id: shard.parent_shard_id.map(ShardId::from),
-                    adjacent_parent_shard_id: shard.adjacent_parent_shard_id.map(ShardId::from),
-                    hash_key_range: shard.hash_key_range.parse()?,
-                    sequence_number_range: SequenceNumberRange {
-                        starting_sequence_number: shard
-                            .sequence_number_range
-                            .starting_sequence_number,
-                        ending_sequence_number: shard.sequence_number_range.ending_sequence_number,
-                    },
-                });
-            }
+            let page: wire::ListShardsResponse = self.call("ListShards", &request).await?;
+            shards.extend(page.shards.into_iter().map(Shard::from));
             match page.next_token {
-                Some(token) if !token.is_empty() => next_token = Some(token),
+                Some(token) if !token.is_empty() => {
+                    request = wire::ListShardsRequest::next_page(token);
+                }
                 _ => return Ok(shards),
             }
         }
@@ -661,20 +385,10 @@ impl StreamClient for HttpStreamClient {
         shard_id: &ShardId,
         position: StartingPosition,
     ) -> Result<String, KinesisError> {
-        let wire = wire_position(position);
-        let mut body = json!({
-            "StreamName": stream_name,
-            "ShardId": shard_id,
-            "ShardIteratorType": wire.kind,
-        });
-        if let Some(sequence) = wire.sequence_number {
-            body["StartingSequenceNumber"] = json!(sequence);
-        }
-        if let Some(timestamp) = wire.timestamp {
-            body["Timestamp"] = json!(timestamp);
-        }
-        let output: WireShardIterator = self.call("GetShardIterator", body).await?;
-        Ok(output.shard_iterator)
+        let request = wire::GetShardIteratorRequest::new(stream_name, shard_id, position);
+        let response: wire::GetShardIteratorResponse =
+            self.call("GetShardIterator", &request).await?;
+        Ok(response.shard_iterator)
     }
 
     async fn get_records(
@@ -682,18 +396,13 @@ impl StreamClient for HttpStreamClient {
         shard_iterator: &str,
         limit: u32,
     ) -> Result<GetRecordsOutput, KinesisError> {
-        let output: WireGetRecordsOutput = self
-            .call(
-                "GetRecords",
-                json!({"ShardIterator": shard_iterator, "Limit": limit}),
-            )
-            .await?;
-        Ok(GetRecordsOutput {
-            records: parse_records(output.records)?,
-            next_shard_iterator: output.next_shard_iterator,
-            millis_behind_latest: output.millis_behind_latest,
-            child_shards: parse_children(output.child_shards)?,
-        })
+        let request = wire::GetRecordsRequest {
+            shard_iterator: Some(shard_iterator.to_owned()),
+            limit: Some(i64::from(limit)),
+            stream_arn: None,
+        };
+        let response: wire::GetRecordsResponse = self.call("GetRecords", &request).await?;
+        Ok(response.into())
     }
 
     async fn register_stream_consumer(
@@ -702,15 +411,26 @@ impl StreamClient for HttpStreamClient {
         consumer_name: &str,
     ) -> Result<ConsumerDescription, KinesisError> {
         let stream_arn = self.stream_arn(stream_name).await?;
-        let body = json!({"StreamARN": stream_arn, "ConsumerName": consumer_name});
-        let registered: Result<WireRegisterOutput, KinesisError> =
-            self.call("RegisterStreamConsumer", body.clone()).await;
+        let registered: Result<wire::RegisterStreamConsumerResponse, KinesisError> = self
+            .call(
+                "RegisterStreamConsumer",
+                &wire::RegisterStreamConsumerRequest {
+                    stream_arn: Some(stream_arn.clone()),
+                    consumer_name: Some(consumer_name.to_owned()),
+                },
+            )
+            .await;
         match registered {
-            Ok(output) => Ok(output.consumer.into_description(&stream_arn)),
+            Ok(response) => Ok(response.consumer.into_description(&stream_arn)),
             Err(error) if error.kind == KinesisErrorKind::ResourceInUse => {
-                let output: WireDescribeConsumerOutput =
-                    self.call("DescribeStreamConsumer", body).await?;
-                Ok(output.consumer_description.into_description(&stream_arn))
+                let request = wire::ConsumerRefRequest {
+                    stream_arn: Some(stream_arn.clone()),
+                    consumer_name: Some(consumer_name.to_owned()),
+                    consumer_arn: None,
+                };
+                let response: wire::DescribeStreamConsumerResponse =
+                    self.call("DescribeStreamConsumer", &request).await?;
+                Ok(response.consumer_description.into_description(&stream_arn))
             }
             Err(error) => Err(error),
         }
@@ -722,12 +442,12 @@ impl StreamClient for HttpStreamClient {
         shard_id: &ShardId,
         position: StartingPosition,
     ) -> Result<Subscription, KinesisError> {
-        let body = json!({
-            "ConsumerARN": consumer_arn,
-            "ShardId": shard_id,
-            "StartingPosition": wire_position(position),
-        });
-        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let request = wire::SubscribeToShardRequest {
+            consumer_arn: Some(consumer_arn.to_owned()),
+            shard_id: Some(shard_id.as_str().to_owned()),
+            starting_position: Some(position.into()),
+        };
+        let body = encode_body("SubscribeToShard", &request)?;
         let attempt = || async {
             let response = self.send("SubscribeToShard", body.clone(), false).await?;
             let mut events = response.bytes_stream();
@@ -768,6 +488,14 @@ impl StreamClient for HttpStreamClient {
     }
 }
 
+/// The JSON body of a request (the wire shapes always encode; the error names the operation if
+/// one ever did not).
+fn encode_body(operation: &str, body: &impl Serialize) -> Result<Bytes, KinesisError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|error| protocol_error(format!("encoding the {operation} request: {error}")))
+}
+
 /// The error carried by an exception message, if `message` is one.
 fn exception_of(message: &EventMessage) -> Option<KinesisError> {
     let message_type = message.header(":message-type").unwrap_or("event");
@@ -797,14 +525,9 @@ fn decode_event(message: &EventMessage) -> Result<Option<SubscribeToShardEvent>,
     if message.header(":event-type") != Some("SubscribeToShardEvent") {
         return Ok(None);
     }
-    let event: WireSubscribeEvent = serde_json::from_slice(&message.payload)
+    let event: wire::SubscribeToShardEventPayload = serde_json::from_slice(&message.payload)
         .map_err(|error| protocol_error(format!("unreadable SubscribeToShardEvent: {error}")))?;
-    Ok(Some(SubscribeToShardEvent {
-        records: parse_records(event.records)?,
-        continuation_sequence_number: event.continuation_sequence_number,
-        millis_behind_latest: event.millis_behind_latest,
-        child_shards: parse_children(event.child_shards)?,
-    }))
+    Ok(Some(event.into()))
 }
 
 /// Forwards decoded events to the subscription until the stream ends, fails, or the
@@ -862,6 +585,7 @@ async fn pump_events<S, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kcl_core::kinesis::EpochMillis;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Serves one canned response per connection, recording each request's head.
