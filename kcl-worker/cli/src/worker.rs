@@ -1,16 +1,17 @@
-//! `kcl worker`: one worker process over a Kinesis HTTP endpoint and a SQLite lease file.
+//! `kcl worker`: one worker process over a Kinesis HTTP endpoint and a lease store (a SQLite
+//! file or a DynamoDB table, see [`crate::lease_spec`]).
 //! SIGTERM or SIGINT shuts it down gracefully (processors get `shutdown_requested`, leases are
 //! released); a second signal exits at once.
 
 use crate::args::{EndpointArgs, InitialPositionArg, RetrievalArg, SinkSpec, WorkerArgs};
 use crate::kinesis_json::KinesisJsonApi;
+use crate::lease_spec::{LeaseStoreLocation, StorePurpose, open_lease_store};
 use crate::processors::{MultiLangProcessorFactory, SinkProcessorFactory};
 use crate::sink::JsonlSink;
 use anyhow::Context;
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::EpochMillis;
 use kcl_core::lineage::InitialPosition;
-use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
 use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
 use kcl_worker::config::SchedulerConfig;
 use kcl_worker::processor::ShardRecordProcessorFactory;
@@ -101,15 +102,16 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         .failover_time(Duration::from_millis(args.failover_ms))
         .build()
         .context("--failover-ms")?;
-    // A store call waits at most a quarter of the failover time for another process's lock,
-    // so a renewal is retried several times before the lease could expire.
-    let store = SqliteLeaseStore::open_with_options(
-        &args.lease_db,
+    let location = LeaseStoreLocation::resolve(&args.lease_store, &args.application)?;
+    let store = open_lease_store(
+        &location,
         &args.application,
-        SqliteOptions::for_failover_time(lease.failover_time()),
+        &endpoint.region,
+        StorePurpose::Worker {
+            failover_time: lease.failover_time(),
+        },
     )
-    .await
-    .with_context(|| format!("opening the lease file {}", args.lease_db.display()))?;
+    .await?;
     let factory: Arc<dyn ShardRecordProcessorFactory> = match (&args.sink, &args.exec) {
         (Some(SinkSpec::Jsonl(path)), _) => Arc::new(SinkProcessorFactory::new(
             JsonlSink::open_file(path)?,
@@ -131,7 +133,7 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         args.application.clone(),
         args.stream.clone(),
         worker_id.clone(),
-        Arc::new(store),
+        store,
         Arc::new(client),
     );
     config.initial_position = initial_position(args.initial_position);
@@ -155,6 +157,7 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         stream = %args.stream,
         application = %args.application,
         endpoint = %endpoint.endpoint,
+        lease_store = %location,
         "worker starting"
     );
     let mut run = tokio::spawn(scheduler.run());
