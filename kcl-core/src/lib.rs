@@ -12,6 +12,7 @@
 //! - [`stream_client`]: the [`StreamClient`](stream_client::StreamClient) trait a worker reads
 //!   a stream through.
 //! - [`memory`] and [`sqlite`]: lease stores (in memory; a SQLite file shared by processes).
+//! - `dynamodb` (feature `dynamodb`): a Java-KCL-compatible lease table in DynamoDB.
 //! - [`config`]: lease timing and assignment settings (Java KCL defaults).
 //! - [`assignment`]: which leases a worker takes or steals, from successive scans.
 //! - [`held_lease`] and [`checkpoint`]: a held lease's renewals and the checkpointer rules.
@@ -104,6 +105,8 @@ pub mod checkpoint;
 pub mod clock;
 mod conditions;
 pub mod config;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod eventstream;
 pub mod held_lease;
 pub mod kinesis;

@@ -1,6 +1,8 @@
 //! Every conditional operation's success and failure paths, run against both lease stores
 //! (in memory and SQLite), plus SQLite-specific behaviour: persistence, several connections and
-//! several processes sharing one file, and clear errors for foreign or corrupted files.
+//! several processes sharing one file, and clear errors for foreign or corrupted files. With
+//! feature `dynamodb`, the conformance suite and the process race also run against the DynamoDB
+//! store on a local DynamoDB-compatible server.
 
 use kcl_core::kinesis::{HashKeyRange, SequenceNumber, ShardId};
 use kcl_core::lease::{ExtendedSequenceNumber, Lease};
@@ -603,5 +605,174 @@ async fn two_processes_race_to_take_the_same_leases() {
             .expect("exists");
         assert!(lease.is_owned_by(winner), "lease {index}: {lease:?}");
         assert_eq!(lease.lease_counter, 1);
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+#[path = "support/dynamodb_local.rs"]
+mod dynamodb_local;
+
+/// The same conformance suite and the two-process race against the DynamoDB store on a local
+/// DynamoDB-compatible server (moto, else dynalite; skipped loudly when neither is installed).
+#[cfg(feature = "dynamodb")]
+mod dynamodb {
+    use super::*;
+    use kcl_core::dynamodb::{DynamoDbLeaseStore, DynamoDbOptions};
+
+    use super::dynamodb_local::LocalDynamoDb;
+
+    const RACE_ENDPOINT: &str = "KCL_CORE_RACE_DYNAMODB_ENDPOINT";
+
+    async fn start_server() -> Option<LocalDynamoDb> {
+        tokio::task::spawn_blocking(LocalDynamoDb::start)
+            .await
+            .expect("launcher thread")
+            .expect("start local dynamodb")
+    }
+
+    fn options(endpoint_url: &str, table: &str) -> DynamoDbOptions {
+        DynamoDbOptions::new(table)
+            .with_endpoint_url(endpoint_url)
+            .with_region("us-east-1")
+            .with_static_credentials("test", "test")
+    }
+
+    #[tokio::test]
+    async fn dynamodb_store_conditions() {
+        let Some(server) = start_server().await else {
+            return;
+        };
+        let store = DynamoDbLeaseStore::connect(options(&server.endpoint_url(), "conformance"))
+            .await
+            .expect("connect");
+        conformance(&store).await;
+        assert!(store.requests_sent() > 0);
+    }
+
+    /// Runs inside a child process started by `two_processes_race_on_dynamodb`.
+    #[tokio::test]
+    #[ignore = "helper process for two_processes_race_on_dynamodb"]
+    async fn dynamodb_race_helper_process() {
+        let (Ok(endpoint), Ok(worker), Ok(go)) = (
+            std::env::var(RACE_ENDPOINT),
+            std::env::var(RACE_WORKER),
+            std::env::var(RACE_GO),
+        ) else {
+            return;
+        };
+        // Everything from the standard AWS environment variables the parent set, as a worker
+        // on a real host would get it (AWS_ENDPOINT_URL_DYNAMODB, AWS_REGION, credentials).
+        assert_eq!(
+            std::env::var("AWS_ENDPOINT_URL_DYNAMODB").as_deref(),
+            Ok(endpoint.as_str())
+        );
+        let store = DynamoDbLeaseStore::connect(DynamoDbOptions::new("race"))
+            .await
+            .expect("connect");
+        println!("\nRACE ready");
+        std::io::stdout().flush().expect("flush");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Path::new(&go).exists() {
+            assert!(Instant::now() < deadline, "never told to go");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for index in 0..RACE_LEASES {
+            match store.take_lease(&id(index), 0, &worker).await {
+                Ok(_) => println!("RACE won {index}"),
+                Err(error) if error.is_condition_failed() => println!("RACE lost {index}"),
+                Err(error) => println!("RACE error {index} {error}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn two_processes_race_on_dynamodb() {
+        let Some(server) = start_server().await else {
+            return;
+        };
+        let endpoint = server.endpoint_url();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let go = dir.path().join("go");
+        let store = DynamoDbLeaseStore::connect(options(&endpoint, "race"))
+            .await
+            .expect("connect");
+        for index in 0..RACE_LEASES {
+            store
+                .create_lease_if_absent(&Lease::new(id(index), ExtendedSequenceNumber::LATEST))
+                .await
+                .expect("create");
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let workers = ["process-a", "process-b"];
+        let mut children = Vec::new();
+        for worker in workers {
+            let mut child = Command::new(&exe)
+                .args([
+                    "--exact",
+                    "dynamodb::dynamodb_race_helper_process",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(RACE_ENDPOINT, &endpoint)
+                .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env_remove("AWS_PROFILE")
+                .env(RACE_WORKER, worker)
+                .env(RACE_GO, &go)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn helper");
+            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let read = stdout.read_line(&mut line).expect("read");
+                assert!(read > 0, "helper exited before it was ready");
+                if line.contains("RACE ready") {
+                    break;
+                }
+            }
+            children.push((worker, child, stdout));
+        }
+        std::fs::write(&go, b"go").expect("go");
+        let mut wins: Vec<(u64, &str)> = Vec::new();
+        for (worker, mut child, mut stdout) in children {
+            let mut output = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut output).expect("output");
+            assert!(
+                child.wait().expect("wait").success(),
+                "{worker} failed: {output}"
+            );
+            for line in output.lines() {
+                let Some((_, ours)) = line.split_once("RACE ") else {
+                    continue;
+                };
+                let mut words = ours.split_whitespace();
+                match (words.next(), words.next()) {
+                    (Some("won"), Some(index)) => {
+                        wins.push((index.parse().expect("index"), worker));
+                    }
+                    (Some("lost"), Some(_)) => {}
+                    (Some("error"), _) => panic!("{worker}: {line}"),
+                    _ => {}
+                }
+            }
+        }
+        wins.sort_unstable();
+        let won_leases: Vec<u64> = wins.iter().map(|(index, _)| *index).collect();
+        assert_eq!(
+            won_leases,
+            (0..RACE_LEASES).collect::<Vec<_>>(),
+            "exactly one winner each"
+        );
+        for (index, winner) in wins {
+            let lease = get(&store, index).await;
+            assert!(lease.is_owned_by(winner), "lease {index}: {lease:?}");
+            assert_eq!(lease.lease_counter, 1);
+        }
     }
 }
