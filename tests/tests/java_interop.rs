@@ -358,6 +358,29 @@ async fn kcl_rs_takes_over_a_table_a_java_fleet_left() {
     assert!(skipped > 0 && !expected.is_empty());
     wait_delivered(&fleet, &expected).await;
 
+    // Nothing at or before a Java checkpoint, nothing of the finished parent.
+    let expected_data: HashSet<&[u8]> = expected
+        .iter()
+        .map(|record| record.entry.data.as_ref())
+        .collect();
+    let behind_checkpoints: Vec<String> = fleet
+        .sinks()
+        .expect("sinks")
+        .into_iter()
+        .flat_map(|sink| sink.records)
+        .filter(|record| {
+            record
+                .data_bytes()
+                .is_some_and(|data| !expected_data.contains(data.as_slice()))
+        })
+        .map(|record| format!("{} {}", record.shard_id, record.sequence_number))
+        .collect();
+    assert!(
+        behind_checkpoints.is_empty(),
+        "records at or before a Java checkpoint (or of the finished parent) were delivered \
+         again: {behind_checkpoints:?}"
+    );
+
     // Every record delivered is one of `expected` (a record at or before a Java checkpoint,
     // or of the finished parent, counts as "never acknowledged"); per-acquisition order;
     // children after parents in each sink and, live, across workers.
