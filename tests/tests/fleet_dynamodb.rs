@@ -44,6 +44,33 @@ async fn wait_owns_some(fleet: &ProcessFleet, worker: &str) {
     }
 }
 
+/// Waits until none of `shards` is owned by the dead `worker` any more: each was taken over
+/// by another worker (or finished, for a shard split meanwhile).
+async fn wait_taken_over(fleet: &ProcessFleet, worker: &str, shards: &[String]) {
+    let started = Instant::now();
+    loop {
+        let leases = fleet.leases().await.expect("leases");
+        let still_dead: Vec<&String> = shards
+            .iter()
+            .filter(|shard| {
+                leases.iter().any(|lease| {
+                    lease.lease_key.as_str() == shard.as_str()
+                        && lease.is_owned_by(worker)
+                        && !lease.is_finished()
+                })
+            })
+            .collect();
+        if still_dead.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < LONG,
+            "{still_dead:?} of the killed {worker} not taken over within {LONG:?}: {leases:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Runs `kcl <args>` against the fleet's broker and DynamoDB server; returns (success, stdout,
 /// stderr).
 fn run_kcl(fleet: &ProcessFleet, args: &[&str]) -> (bool, String, String) {
@@ -100,12 +127,16 @@ async fn sigkill_restart_and_split_on_dynamodb_leases_lose_nothing() {
         .copied()
         .max_by_key(|worker| counts.get(*worker).copied().unwrap_or(0))
         .expect("three workers");
+    let killed_shards = fleet.shards_of(killed).await.expect("leases");
     let producing = fleet.spawn_producer(1500, Some(500));
     tokio::time::sleep(Duration::from_millis(600)).await;
     fleet.kill(killed).expect("SIGKILL");
     let open = fleet.open_shards().await.expect("shards");
     let parent = open[0].clone();
     fleet.split(&parent).await.expect("split");
+    // The survivors take the dead worker's leases once they expired (no renewal seen for the
+    // failover time), then the killed worker comes back under the same id.
+    wait_taken_over(&fleet, killed, &killed_shards).await;
     fleet.restart_worker(killed).expect("restart");
     let stored = producing.await.expect("producer task").expect("produced");
     fleet.add_produced(stored);
