@@ -227,9 +227,16 @@ pub async fn open_lease_store(
                     .with_retry_budget(failover_time / 4),
                 StorePurpose::Inspect => options.with_create_table_if_absent(false),
             };
+            let hint = match purpose {
+                StorePurpose::Worker { .. } => "",
+                StorePurpose::Inspect => {
+                    " (`kcl leases` and `kcl status` never create a table: check --leases, \
+                     --application and the endpoint)"
+                }
+            };
             let store = DynamoDbLeaseStore::connect(options)
                 .await
-                .with_context(|| format!("opening the {location}"))?;
+                .with_context(|| format!("opening the {location}{hint}"))?;
             Ok(Arc::new(store))
         }
     }
