@@ -221,6 +221,12 @@ pub async fn open_lease_store(
             if let Some(endpoint_url) = endpoint_url {
                 options = options.with_endpoint_url(endpoint_url.clone());
             }
+            if needs_local_placeholder_credentials(endpoint_url.as_deref()) {
+                tracing::debug!(
+                    "no AWS credentials in the environment; using placeholders for a local DynamoDB endpoint"
+                );
+                options = options.with_static_credentials("kcl-local", "kcl-local");
+            }
             options = match purpose {
                 StorePurpose::Worker { failover_time } => options
                     .with_create_table_if_absent(true)
@@ -242,6 +248,36 @@ pub async fn open_lease_store(
     }
 }
 
+/// Whether to sign DynamoDB requests with placeholder credentials: the endpoint in effect (the
+/// flag, else `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL`) is a loopback host (a local
+/// moto or dynalite) and the environment has no credentials — as the Kinesis client does for a
+/// local broker, instead of the AWS chain probing instance metadata for a minute.
+fn needs_local_placeholder_credentials(endpoint_flag: Option<&str>) -> bool {
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        return false;
+    }
+    let endpoint = endpoint_flag
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_DYNAMODB").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    endpoint.is_some_and(|endpoint| is_loopback_url(&endpoint))
+}
+
+/// Whether `url` names a loopback host.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = parsed.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +286,22 @@ mod tests {
         LeaseSpecError::BadTableName {
             source_flag,
             name: name.to_owned(),
+        }
+    }
+
+    #[test]
+    fn loopback_endpoints_are_recognized() {
+        let cases = [
+            ("http://127.0.0.1:8000", true),
+            ("http://localhost:5000", true),
+            ("http://[::1]:5000", true),
+            ("http://127.8.9.1:5000", true),
+            ("https://dynamodb.eu-west-1.amazonaws.com", false),
+            ("http://10.0.0.5:8000", false),
+            ("not a url", false),
+        ];
+        for (url, loopback) in cases {
+            assert_eq!(is_loopback_url(url), loopback, "{url}");
         }
     }
 
