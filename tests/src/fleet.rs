@@ -2,9 +2,9 @@
 //! store (a SQLite lease file, or a DynamoDB table: [`FleetLeaseStore`]), each writing a jsonl
 //! sink, plus a producer in the test process.
 //!
-//! Two background tasks watch the lease table: one polls it every 25 ms and records every change
-//! of owner (with the checkpoint last seen under the old owner, for [`crate::verify`]); the
-//! other checks every 200 ms that no child shard has records in a sink while a parent lease is
+//! Two background tasks watch the lease table: one polls it every 25 ms (100 ms on DynamoDB)
+//! and records every change of owner (with the checkpoint last seen under the old owner, for
+//! [`crate::verify`]); the other checks every 200 ms that no child shard has records in a sink while a parent lease is
 //! unfinished (sinks are read before the lease table, so a child seen in a sink must already
 //! have finished parents).
 
@@ -816,7 +816,7 @@ impl ProcessFleet {
         self.produced.len()
     }
 
-    /// The fleet's SQLite lease file.
+    /// The fleet's SQLite lease file (unused with [`FleetLeaseStore::DynamoDb`]).
     pub fn lease_db(&self) -> &Path {
         &self.lease_db
     }
