@@ -4,9 +4,9 @@
 //!
 //! Two background tasks watch the lease table: one polls it every 25 ms (100 ms on DynamoDB)
 //! and records every change of owner (with the checkpoint last seen under the old owner, for
-//! [`crate::verify`]); the other checks every 200 ms that no child shard has records in a sink while a parent lease is
-//! unfinished (sinks are read before the lease table, so a child seen in a sink must already
-//! have finished parents).
+//! [`crate::verify`]); the other checks every 200 ms that no child shard has records in a sink
+//! while a parent lease is unfinished (sinks are read before the lease table, so a child seen
+//! in a sink must already have finished parents).
 
 use crate::verify::{FleetReport, Handover, SinkFile, verify_sinks};
 use crate::{BrokerProcess, ChildGuard, binary, local_aws_env, wait_until};
