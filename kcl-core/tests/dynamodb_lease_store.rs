@@ -507,9 +507,9 @@ async fn bad_options_and_an_unreachable_endpoint_are_clear_errors() {
     }
 }
 
-/// A fault injector in front of the real server: answers the first `throttles` requests with
-/// DynamoDB's `ProvisionedThroughputExceededException` (HTTP 400) and forwards the rest.
-mod throttling_proxy {
+/// A fault injector in front of the real server: throttles, or loses the answers of writes that
+/// did take effect; everything else is forwarded.
+mod faulty_proxy {
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
@@ -564,27 +564,56 @@ mod throttling_proxy {
         .into_bytes()
     }
 
+    /// What the proxy does wrong, and how many times.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) enum Fault {
+        /// Answer the first `n` requests with a throttling error instead of forwarding them.
+        Throttle(u64),
+        /// Forward the first `n` `UpdateItem` requests (they take effect) but drop the
+        /// connection instead of returning the answer, as a network failure would.
+        LoseUpdateResponses(u64),
+    }
+
+    fn is_update_item(head: &str) -> bool {
+        head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("x-amz-target") && value.trim().ends_with(".UpdateItem")
+            })
+        })
+    }
+
     /// Starts the proxy; returns its port and the count of requests it has seen.
-    pub(super) fn start(upstream_port: u16, throttles: u64) -> (u16, Arc<AtomicU64>) {
+    pub(super) fn start(upstream_port: u16, fault: Fault) -> (u16, Arc<AtomicU64>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("address").port();
         let seen = Arc::new(AtomicU64::new(0));
+        let faults = Arc::new(AtomicU64::new(0));
         let counter = seen.clone();
         std::thread::spawn(move || {
             for connection in listener.incoming() {
                 let Ok(mut client) = connection else { return };
                 let counter = counter.clone();
+                let faults = faults.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(client.try_clone().expect("clone"));
                     while let Ok(Some((head, body))) = read_message(&mut reader) {
-                        let number = counter.fetch_add(1, Ordering::SeqCst);
-                        let response = if number < throttles {
-                            throttled()
-                        } else {
-                            match forward(upstream_port, &head, &body) {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let response = match fault {
+                            Fault::Throttle(n) if faults.fetch_add(1, Ordering::SeqCst) < n => {
+                                throttled()
+                            }
+                            Fault::LoseUpdateResponses(n)
+                                if is_update_item(&head)
+                                    && faults.fetch_add(1, Ordering::SeqCst) < n =>
+                            {
+                                let _ = forward(upstream_port, &head, &body);
+                                let _ = client.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                            _ => match forward(upstream_port, &head, &body) {
                                 Ok(response) => response,
                                 Err(_) => return,
-                            }
+                            },
                         };
                         if client.write_all(&response).is_err() {
                             return;
@@ -597,19 +626,25 @@ mod throttling_proxy {
     }
 }
 
+use faulty_proxy::Fault;
+
+fn port_of(server: &LocalDynamoDb) -> u16 {
+    server
+        .endpoint_url()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("port")
+}
+
 #[tokio::test]
 async fn throttling_is_retried_inside_the_budget_then_reported() {
     let Some(server) = start_server().await else {
         return;
     };
-    let upstream_port: u16 = server
-        .endpoint_url()
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .expect("port");
+    let upstream_port = port_of(&server);
     // Three throttles, then the real server: connect succeeds after retrying.
-    let (port, seen) = throttling_proxy::start(upstream_port, 3);
+    let (port, seen) = faulty_proxy::start(upstream_port, Fault::Throttle(3));
     let through_throttles = options(&server, "throttled")
         .with_endpoint_url(format!("http://127.0.0.1:{port}"))
         .with_retry_budget(Duration::from_secs(10));
@@ -633,7 +668,7 @@ async fn throttling_is_retried_inside_the_budget_then_reported() {
         .expect("create after the throttles");
 
     // Throttled forever: the budget runs out and the error says Throttled (retryable).
-    let (port, seen) = throttling_proxy::start(upstream_port, u64::MAX);
+    let (port, seen) = faulty_proxy::start(upstream_port, Fault::Throttle(u64::MAX));
     let always_throttled = options(&server, "throttled")
         .with_endpoint_url(format!("http://127.0.0.1:{port}"))
         .with_retry_budget(Duration::from_millis(300));
@@ -652,5 +687,54 @@ async fn throttling_is_retried_inside_the_budget_then_reported() {
     assert!(
         seen.load(std::sync::atomic::Ordering::SeqCst) > 1,
         "retried before giving up"
+    );
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_recognised_when_its_retry_fails_the_condition() {
+    let Some(server) = start_server().await else {
+        return;
+    };
+    let direct = connect(&server, "lost-answers").await;
+    for index in 0..3 {
+        let lease = Lease::new(ShardId::from_index(index), ExtendedSequenceNumber::LATEST);
+        direct.create_lease_if_absent(&lease).await.expect("create");
+    }
+    // Every first UpdateItem through the proxy is applied by the server, but its answer is lost:
+    // the retry then fails its condition (the counter moved), and the store must see that the
+    // lease already shows its own write.
+    let (port, _) = faulty_proxy::start(port_of(&server), Fault::LoseUpdateResponses(1));
+    let through_proxy = options(&server, "lost-answers")
+        .with_endpoint_url(format!("http://127.0.0.1:{port}"))
+        .with_retry_budget(Duration::from_secs(10));
+    let store = DynamoDbLeaseStore::connect(through_proxy)
+        .await
+        .expect("connect");
+    let taken = store
+        .take_lease(&ShardId::from_index(0), 0, "worker-a")
+        .await
+        .expect("take succeeds although its first answer was lost");
+    assert_eq!(taken.lease_counter, 1);
+    assert!(taken.is_owned_by("worker-a"));
+    // Later writes go through normally, and the lease is exactly as one take leaves it.
+    let renewed = store
+        .renew_leases(&[Renewal {
+            lease_key: ShardId::from_index(0),
+            expected_counter: 1,
+            owner: "worker-a".to_owned(),
+        }])
+        .await
+        .expect("renew")
+        .remove(0)
+        .expect("renewed");
+    assert_eq!(renewed.lease_counter, 2);
+    assert_eq!(
+        direct
+            .get_lease(&ShardId::from_index(0))
+            .await
+            .expect("get")
+            .expect("exists")
+            .owner_switches_since_checkpoint,
+        1
     );
 }

@@ -64,7 +64,11 @@ impl LocalDynamoDb {
             if std::env::var(REQUIRE_ENV).is_ok_and(|value| value == "1") {
                 panic!("{REQUIRE_ENV}=1 but {message}");
             }
-            eprintln!("\n!!!!! SKIPPING DynamoDB test: {message} !!!!!\n");
+            // Straight to the stderr handle: libtest captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!! SKIPPING DynamoDB test: {message} !!!!!\n"
+            );
             return Ok(None);
         };
         let mut last_error = None;
