@@ -1,11 +1,12 @@
-//! A fleet of real processes: one `kinesis-broker` and several `kcl worker`s sharing a SQLite
-//! lease file, each writing a jsonl sink, plus a producer in the test process.
+//! A fleet of real processes: one `kinesis-broker` and several `kcl worker`s sharing a lease
+//! store (a SQLite lease file, or a DynamoDB table: [`FleetLeaseStore`]), each writing a jsonl
+//! sink, plus a producer in the test process.
 //!
-//! Two background tasks watch the lease table: one polls it every 25 ms and records every change
-//! of owner (with the checkpoint last seen under the old owner, for [`crate::verify`]); the
-//! other checks every 200 ms that no child shard has records in a sink while a parent lease is
-//! unfinished (sinks are read before the lease table, so a child seen in a sink must already
-//! have finished parents).
+//! Two background tasks watch the lease table: one polls it every 25 ms (100 ms on DynamoDB)
+//! and records every change of owner (with the checkpoint last seen under the old owner, for
+//! [`crate::verify`]); the other checks every 200 ms that no child shard has records in a sink
+//! while a parent lease is unfinished (sinks are read before the lease table, so a child seen
+//! in a sink must already have finished parents).
 
 use crate::verify::{FleetReport, Handover, SinkFile, verify_sinks};
 use crate::{BrokerProcess, ChildGuard, binary, local_aws_env, wait_until};
@@ -15,6 +16,7 @@ use kcl::control::middle_hash_key;
 use kcl::kinesis_json::KinesisJsonApi;
 use kcl::sink::read_jsonl;
 use kcl::worker::{http_client, json_api};
+use kcl_core::dynamodb::{DynamoDbLeaseStore, DynamoDbOptions};
 use kcl_core::kinesis::{Shard, ShardFilter, ShardId};
 use kcl_core::lease::Lease;
 use kcl_core::lease_store::LeaseStore;
@@ -39,6 +41,75 @@ pub struct FleetOptions {
     pub failover_ms: u64,
     /// Give the broker a `--data-dir` (so it can be restarted with its data).
     pub durable: bool,
+    /// Where the workers keep their leases.
+    pub lease_store: FleetLeaseStore,
+}
+
+/// The lease store of a fleet's workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum FleetLeaseStore {
+    /// A SQLite lease file in the fleet's temp dir (`--lease-db PATH`).
+    #[default]
+    Sqlite,
+    /// A DynamoDB table on a DynamoDB-compatible server (`--leases dynamodb:TABLE
+    /// --dynamodb-endpoint URL`); the table is created by the fleet if absent.
+    DynamoDb {
+        /// The server, e.g. a local moto server.
+        endpoint_url: String,
+        /// The table; `None` passes `dynamodb:` alone, so the workers name it after the
+        /// application (as the Java KCL does).
+        table: Option<String>,
+    },
+}
+
+impl FleetLeaseStore {
+    /// The `kcl worker` arguments naming this store for `lease_db` (the SQLite file).
+    fn worker_args(&self, lease_db: &Path) -> Vec<std::ffi::OsString> {
+        match self {
+            FleetLeaseStore::Sqlite => vec!["--lease-db".into(), lease_db.into()],
+            FleetLeaseStore::DynamoDb {
+                endpoint_url,
+                table,
+            } => vec![
+                "--leases".into(),
+                format!("dynamodb:{}", table.as_deref().unwrap_or_default()).into(),
+                "--dynamodb-endpoint".into(),
+                endpoint_url.into(),
+            ],
+        }
+    }
+
+    /// How often the lease watcher scans the table: a DynamoDB scan is a network round trip
+    /// to a (Python) server shared with the workers, so it is polled less often.
+    fn watch_interval(&self) -> Duration {
+        match self {
+            FleetLeaseStore::Sqlite => Duration::from_millis(25),
+            FleetLeaseStore::DynamoDb { .. } => Duration::from_millis(100),
+        }
+    }
+
+    /// Opens the store for the fleet's own observation (the lease watcher, [`ProcessFleet::leases`]).
+    async fn open(
+        &self,
+        lease_db: &Path,
+        application: &str,
+    ) -> anyhow::Result<Arc<dyn LeaseStore>> {
+        Ok(match self {
+            FleetLeaseStore::Sqlite => {
+                Arc::new(SqliteLeaseStore::open(lease_db, application).await?)
+            }
+            FleetLeaseStore::DynamoDb {
+                endpoint_url,
+                table,
+            } => {
+                let options = DynamoDbOptions::new(table.as_deref().unwrap_or(application))
+                    .with_endpoint_url(endpoint_url.clone())
+                    .with_region("us-east-1")
+                    .with_static_credentials("kcl-test", "kcl-test");
+                Arc::new(DynamoDbLeaseStore::connect(options).await?)
+            }
+        })
+    }
 }
 
 impl Default for FleetOptions {
@@ -47,6 +118,7 @@ impl Default for FleetOptions {
             shards: 4,
             failover_ms: 1000,
             durable: false,
+            lease_store: FleetLeaseStore::Sqlite,
         }
     }
 }
@@ -253,8 +325,8 @@ impl ProcessFleet {
         .await?;
         let lease_db = dir.path().join("leases.db");
         let application = format!("{name}-app");
-        let store: Arc<dyn LeaseStore> =
-            Arc::new(SqliteLeaseStore::open(&lease_db, &application).await?);
+        let store = options.lease_store.open(&lease_db, &application).await?;
+        let watch_interval = options.lease_store.watch_interval();
         let watch = Arc::new(Mutex::new(WatchState::default()));
         let sink_paths = Arc::new(Mutex::new(BTreeMap::new()));
         // Two tasks: the lease watcher polls every 25 ms and never waits for the (slower) sink
@@ -265,7 +337,7 @@ impl ProcessFleet {
             tokio::spawn(async move {
                 loop {
                     watch_once(&store, &watch).await;
-                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    tokio::time::sleep(watch_interval).await;
                 }
             })
         };
@@ -370,7 +442,8 @@ impl ProcessFleet {
     }
 
     fn worker_command(&self, worker_id: &str) -> anyhow::Result<Command> {
-        self.worker_command_on(worker_id, &self.lease_db, &self.application)
+        let lease_args = self.options.lease_store.worker_args(&self.lease_db);
+        self.worker_command_with(worker_id, &lease_args, &self.application)
     }
 
     fn worker_command_on(
@@ -379,14 +452,23 @@ impl ProcessFleet {
         lease_db: &Path,
         application: &str,
     ) -> anyhow::Result<Command> {
+        let lease_args = FleetLeaseStore::Sqlite.worker_args(lease_db);
+        self.worker_command_with(worker_id, &lease_args, application)
+    }
+
+    fn worker_command_with(
+        &self,
+        worker_id: &str,
+        lease_args: &[std::ffi::OsString],
+        application: &str,
+    ) -> anyhow::Result<Command> {
         let mut command = Command::new(binary("kcl")?);
         command
             .arg("worker")
             .args(["--endpoint", self.endpoint()])
             .args(["--stream", &self.stream])
             .args(["--application", application])
-            .arg("--lease-db")
-            .arg(lease_db)
+            .args(lease_args)
             .args(["--worker-id", worker_id])
             .args(["--failover-ms", &self.options.failover_ms.to_string()])
             .args([
@@ -508,6 +590,17 @@ impl ProcessFleet {
     /// SIGKILL.
     pub fn kill(&mut self, worker_id: &str) -> anyhow::Result<()> {
         self.worker(worker_id)?.guard.kill_hard()
+    }
+
+    /// Starts a killed (or exited) worker again, with the same id and sink (appended to), as
+    /// a supervisor restarting a crashed process would.
+    pub fn restart_worker(&mut self, worker_id: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.worker(worker_id)?.guard.is_running(),
+            "{worker_id} is still running"
+        );
+        self.workers.remove(worker_id);
+        self.start_worker(worker_id)
     }
 
     /// SIGSTOP.
@@ -723,7 +816,7 @@ impl ProcessFleet {
         self.produced.len()
     }
 
-    /// The fleet's SQLite lease file.
+    /// The fleet's SQLite lease file (unused with [`FleetLeaseStore::DynamoDb`]).
     pub fn lease_db(&self) -> &Path {
         &self.lease_db
     }
@@ -790,6 +883,16 @@ impl ProcessFleet {
             )
             .await?;
         Ok(())
+    }
+
+    /// The lineage violations the live checker has seen so far (a child shard with records in a
+    /// sink while a parent lease was unfinished).
+    pub fn lineage_errors(&self) -> Vec<String> {
+        self.watch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .lineage_errors
+            .clone()
     }
 
     /// The current lease table.

@@ -6,7 +6,8 @@
 //! - [`BrokerProcess`] starts a `kinesis-broker` on a free port (or a given one, to restart it
 //!   in place) and learns its address from the `listening on ADDR` line.
 //! - [`wait_until`] polls a condition with a generous deadline instead of sleeping blindly.
-//! - [`fleet::ProcessFleet`]: a broker process plus `kcl worker` processes on one lease file.
+//! - [`fleet::ProcessFleet`]: a broker process plus `kcl worker` processes on one lease store
+//!   (a SQLite file or a DynamoDB table).
 //! - [`verify`]: checks a fleet from its jsonl sinks.
 
 pub mod fleet;

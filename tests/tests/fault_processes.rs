@@ -286,7 +286,7 @@ async fn a_write_lock_held_shorter_than_the_failover_time_loses_no_lease() {
         FleetOptions {
             shards: 6,
             failover_ms: 10_000,
-            durable: false,
+            ..FleetOptions::default()
         },
     )
     .await

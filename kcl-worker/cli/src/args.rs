@@ -1,5 +1,6 @@
 //! Command-line arguments of `kcl` (clap derive), kept apart from the logic that runs them.
 
+use crate::lease_spec::LeaseStoreSpec;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::path::PathBuf;
@@ -13,8 +14,8 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Where the Kinesis endpoint is (accepted before or after any subcommand; `demo` and
-    /// `leases` do not use it).
+    /// Where the Kinesis endpoint is (accepted before or after any subcommand; `demo` does not
+    /// use it, `leases` only its region, for DynamoDB).
     #[command(flatten)]
     pub endpoint: EndpointArgs,
 
@@ -88,9 +89,9 @@ pub struct WorkerArgs {
     /// The application name: workers with the same name share the shards.
     #[arg(long)]
     pub application: String,
-    /// The SQLite lease file shared by all workers of the application.
-    #[arg(long)]
-    pub lease_db: PathBuf,
+    /// The lease store shared by all workers of the application.
+    #[command(flatten)]
+    pub lease_store: LeaseStoreArgs,
     /// This worker's id (default: host name, process id and a random suffix).
     #[arg(long)]
     pub worker_id: Option<String>,
@@ -220,15 +221,39 @@ pub enum StreamCommand {
 /// Arguments of `kcl leases`.
 #[derive(Debug, Clone, Args)]
 pub struct LeasesArgs {
-    /// The SQLite lease file.
-    #[arg(long)]
-    pub lease_db: PathBuf,
+    /// The lease store.
+    #[command(flatten)]
+    pub lease_store: LeaseStoreArgs,
     /// The application whose leases to show.
     #[arg(long)]
     pub application: String,
     /// Print JSON (one array of leases) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where the lease table is: `--leases sqlite:PATH | dynamodb:TABLE`, or `--lease-db PATH`
+/// (the SQLite shorthand); see [`crate::lease_spec`].
+#[derive(Debug, Clone, Args)]
+pub struct LeaseStoreArgs {
+    /// The lease store: `sqlite:PATH` (a lease file shared by the workers of one host) or
+    /// `dynamodb:TABLE` (a Java-KCL compatible table shared across hosts; `dynamodb:` alone
+    /// names the table after --application, as the Java KCL does).
+    #[arg(
+        long,
+        value_name = "SPEC",
+        conflicts_with = "lease_db",
+        required_unless_present = "lease_db"
+    )]
+    pub leases: Option<LeaseStoreSpec>,
+    /// The SQLite lease file: short for `--leases sqlite:PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub lease_db: Option<PathBuf>,
+    /// With `--leases dynamodb:...`: the DynamoDB endpoint, e.g. http://127.0.0.1:5000 for a
+    /// local moto server (default: AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL, else the
+    /// region's endpoint).
+    #[arg(long, value_name = "URL")]
+    pub dynamodb_endpoint: Option<String>,
 }
 
 /// Arguments of `kcl status`.
@@ -459,5 +484,53 @@ mod tests {
         assert!(both.is_err());
         let sink_only = Cli::try_parse_from(base.iter().copied().chain(["--sink", "stdout"]));
         assert!(sink_only.is_ok());
+    }
+
+    #[test]
+    fn lease_store_flags_parse_on_every_command_that_reads_leases() {
+        let worker = [
+            "kcl",
+            "worker",
+            "--stream",
+            "s",
+            "--application",
+            "a",
+            "--sink",
+            "stdout",
+        ];
+        let leases = ["kcl", "leases", "--application", "a"];
+        let status = ["kcl", "status", "--application", "a", "--stream", "s"];
+        let store = |cli: &Cli| match &cli.command {
+            Command::Worker(args) => args.lease_store.clone(),
+            Command::Leases(args) => args.lease_store.clone(),
+            Command::Status(args) => args.leases.lease_store.clone(),
+            other => panic!("unexpected command {other:?}"),
+        };
+        for base in [&worker[..], &leases[..], &status[..]] {
+            let parse = |extra: &[&str]| Cli::try_parse_from(base.iter().chain(extra).copied());
+            let dynamodb = parse(&["--leases", "dynamodb:", "--dynamodb-endpoint", "http://h:1"])
+                .unwrap_or_else(|error| panic!("{base:?}: {error}"));
+            let parsed = store(&dynamodb);
+            assert_eq!(parsed.leases, Some(LeaseStoreSpec::DynamoDb(None)));
+            assert_eq!(parsed.dynamodb_endpoint.as_deref(), Some("http://h:1"));
+            let sqlite = parse(&["--leases", "sqlite:l.db"]).expect("sqlite spec");
+            assert_eq!(
+                store(&sqlite).leases,
+                Some(LeaseStoreSpec::Sqlite(PathBuf::from("l.db")))
+            );
+            let shorthand = parse(&["--lease-db", "l.db"]).expect("--lease-db");
+            assert_eq!(store(&shorthand).lease_db, Some(PathBuf::from("l.db")));
+
+            let both = parse(&["--leases", "dynamodb:t12", "--lease-db", "l.db"])
+                .expect_err("--leases with --lease-db");
+            assert!(both.to_string().contains("--lease-db"), "{both}");
+            let neither = parse(&[]).expect_err("no lease store");
+            assert!(neither.to_string().contains("--leases"), "{neither}");
+            let bad = parse(&["--leases", "postgres://db"]).expect_err("unknown scheme");
+            assert!(
+                bad.to_string().contains("sqlite:PATH or dynamodb:TABLE"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! [`run`]. Built on the kcl-worker library (features `embedded` and `testing`).
 //!
 //! - [`args`]: the command line (clap).
-//! - [`worker`]: `kcl worker`, one worker process over HTTP and a SQLite lease file.
+//! - [`worker`]: `kcl worker`, one worker process over HTTP and a lease store.
+//! - [`lease_spec`]: `--leases sqlite:PATH | dynamodb:TABLE`, and opening that store.
 //! - [`processors`]: the processors behind `--sink` and `--exec`.
 //! - [`sink`]: the JSON-lines record sink and its reader.
 //! - [`multilang`]: the MultiLangDaemon protocol of `--exec`.
@@ -15,17 +16,18 @@ pub mod args;
 pub mod control;
 pub mod demo;
 pub mod kinesis_json;
+pub mod lease_spec;
 pub mod leases;
 pub mod multilang;
 pub mod processors;
 pub mod sink;
 pub mod worker;
 
-use anyhow::Context;
 use args::{Cli, Command, DemoArgs, LeasesArgs, StatusArgs};
 use kcl_core::lease_store::LeaseStore;
-use kcl_core::sqlite::SqliteLeaseStore;
+use lease_spec::{LeaseStoreLocation, StorePurpose, open_lease_store};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs a parsed command line; the exit code reports success or failure to the shell.
@@ -36,7 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run_demo_command(args).await,
         Command::Produce(args) => control::run_produce(args, endpoint).await,
         Command::Stream(args) => control::run_stream(args, endpoint).await,
-        Command::Leases(args) => run_leases(args).await,
+        Command::Leases(args) => run_leases(args, endpoint).await,
         Command::Status(args) => run_status(args, endpoint).await,
     }
 }
@@ -58,27 +60,31 @@ async fn run_demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Opens an existing lease file (never creates one: a typo should not make an empty table).
-async fn open_existing_lease_file(args: &LeasesArgs) -> anyhow::Result<SqliteLeaseStore> {
-    anyhow::ensure!(
-        args.lease_db.exists(),
-        "lease file {} does not exist",
-        args.lease_db.display()
-    );
-    SqliteLeaseStore::open(&args.lease_db, &args.application)
-        .await
-        .with_context(|| format!("opening the lease file {}", args.lease_db.display()))
+/// Opens the existing lease store of `args` (never creates one: a typo should not make an
+/// empty table).
+async fn open_existing_lease_store(
+    args: &LeasesArgs,
+    endpoint: &args::EndpointArgs,
+) -> anyhow::Result<Arc<dyn LeaseStore>> {
+    let location = LeaseStoreLocation::resolve(&args.lease_store, &args.application)?;
+    open_lease_store(
+        &location,
+        &args.application,
+        endpoint.region.as_deref(),
+        StorePurpose::Inspect,
+    )
+    .await
 }
 
-async fn run_leases(args: LeasesArgs) -> anyhow::Result<ExitCode> {
-    let store = open_existing_lease_file(&args).await?;
+async fn run_leases(args: LeasesArgs, endpoint: &args::EndpointArgs) -> anyhow::Result<ExitCode> {
+    let store = open_existing_lease_store(&args, endpoint).await?;
     let rows = leases::lease_rows(&store.list_leases().await?);
     print_rows(&rows, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn run_status(args: StatusArgs, endpoint: &args::EndpointArgs) -> anyhow::Result<ExitCode> {
-    let store = open_existing_lease_file(&args.leases).await?;
+    let store = open_existing_lease_store(&args.leases, endpoint).await?;
     let client = worker::http_client(endpoint).await?;
     let mut leases = store.list_leases().await?;
     leases.sort_by(|a, b| a.lease_key.cmp(&b.lease_key));

@@ -1,16 +1,19 @@
-//! `kcl worker`: one worker process over a Kinesis HTTP endpoint and a SQLite lease file.
+//! `kcl worker`: one worker process over a Kinesis HTTP endpoint and a lease store (a SQLite
+//! file or a DynamoDB table, see [`crate::lease_spec`]).
 //! SIGTERM or SIGINT shuts it down gracefully (processors get `shutdown_requested`, leases are
 //! released); a second signal exits at once.
 
 use crate::args::{EndpointArgs, InitialPositionArg, RetrievalArg, SinkSpec, WorkerArgs};
 use crate::kinesis_json::KinesisJsonApi;
+use crate::lease_spec::{
+    DEFAULT_REGION, LeaseStoreLocation, StorePurpose, open_lease_store, uses_local_placeholders,
+};
 use crate::processors::{MultiLangProcessorFactory, SinkProcessorFactory};
 use crate::sink::JsonlSink;
 use anyhow::Context;
 use kcl_core::config::LeaseConfig;
 use kcl_core::kinesis::EpochMillis;
 use kcl_core::lineage::InitialPosition;
-use kcl_core::sqlite::{SqliteLeaseStore, SqliteOptions};
 use kcl_worker::client::{
     AwsOverrides, HttpClientConfig, HttpStreamClient, StaticCredentials, aws_client_config,
     resolve_endpoint,
@@ -43,9 +46,7 @@ pub fn default_worker_id() -> String {
 pub async fn client_config(endpoint: &EndpointArgs) -> anyhow::Result<HttpClientConfig> {
     let region_for_guess = endpoint.region.as_deref().unwrap_or(DEFAULT_REGION);
     let guessed = resolve_endpoint(endpoint.endpoint.as_deref(), region_for_guess);
-    let configured =
-        StaticCredentials::from_env().is_some() || std::env::var_os("AWS_PROFILE").is_some();
-    let local_placeholders = is_loopback(&guessed.url) && !configured;
+    let local_placeholders = uses_local_placeholders(&guessed.url);
     let overrides = AwsOverrides {
         endpoint: endpoint.endpoint.clone(),
         region: endpoint
@@ -61,17 +62,6 @@ pub async fn client_config(endpoint: &EndpointArgs) -> anyhow::Result<HttpClient
         ..AwsOverrides::default()
     };
     Ok(aws_client_config(overrides).await?)
-}
-
-/// The region when neither `--region`, `AWS_REGION` nor the profile gives one.
-const DEFAULT_REGION: &str = "us-east-1";
-
-fn is_loopback(url: &str) -> bool {
-    let host = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
 /// The HTTP stream client for `endpoint`.
@@ -115,15 +105,16 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         .failover_time(Duration::from_millis(args.failover_ms))
         .build()
         .context("--failover-ms")?;
-    // A store call waits at most a quarter of the failover time for another process's lock,
-    // so a renewal is retried several times before the lease could expire.
-    let store = SqliteLeaseStore::open_with_options(
-        &args.lease_db,
+    let location = LeaseStoreLocation::resolve(&args.lease_store, &args.application)?;
+    let store = open_lease_store(
+        &location,
         &args.application,
-        SqliteOptions::for_failover_time(lease.failover_time()),
+        endpoint.region.as_deref(),
+        StorePurpose::Worker {
+            failover_time: lease.failover_time(),
+        },
     )
-    .await
-    .with_context(|| format!("opening the lease file {}", args.lease_db.display()))?;
+    .await?;
     let factory: Arc<dyn ShardRecordProcessorFactory> = match (&args.sink, &args.exec) {
         (Some(SinkSpec::Jsonl(path)), _) => Arc::new(SinkProcessorFactory::new(
             JsonlSink::open_file(path)?,
@@ -145,7 +136,7 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         args.application.clone(),
         args.stream.clone(),
         worker_id.clone(),
-        Arc::new(store),
+        store,
         Arc::new(client),
     );
     config.initial_position = initial_position(args.initial_position);
@@ -169,6 +160,7 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         stream = %args.stream,
         application = %args.application,
         endpoint = endpoint.endpoint.as_deref().unwrap_or("(from the AWS environment)"),
+        lease_store = %location,
         "worker starting"
     );
     let mut run = tokio::spawn(scheduler.run());
