@@ -16,6 +16,10 @@ use std::sync::Arc;
 
 const STREAM: &str = "kpl-interop";
 
+/// A user record as `aws_kinesis_agg` returned it: partition key, data, sequence number,
+/// sub-sequence number, explicit hash key.
+type TheirRecord = (String, Vec<u8>, String, u64, Option<String>);
+
 fn fixture() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kpl_deaggregate.py")
 }
@@ -156,23 +160,22 @@ fn aws_kinesis_agg_reads_our_aggregates() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let theirs: Vec<(String, Vec<u8>, String, u64, Option<String>)> =
-        String::from_utf8(output.stdout)
-            .expect("utf8")
-            .lines()
-            .map(|line| {
-                let user: Value = serde_json::from_str(line).expect("json");
-                (
-                    user["partitionKey"].as_str().expect("key").to_owned(),
-                    unhex(user["data"].as_str().expect("data")),
-                    user["sequenceNumber"].as_str().expect("seq").to_owned(),
-                    user["subSequenceNumber"]
-                        .as_u64()
-                        .expect("aggregated record"),
-                    user["explicitHashKey"].as_str().map(str::to_owned),
-                )
-            })
-            .collect();
+    let theirs: Vec<TheirRecord> = String::from_utf8(output.stdout)
+        .expect("utf8")
+        .lines()
+        .map(|line| {
+            let user: Value = serde_json::from_str(line).expect("json");
+            (
+                user["partitionKey"].as_str().expect("key").to_owned(),
+                unhex(user["data"].as_str().expect("data")),
+                user["sequenceNumber"].as_str().expect("seq").to_owned(),
+                user["subSequenceNumber"]
+                    .as_u64()
+                    .expect("aggregated record"),
+                user["explicitHashKey"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
     assert_eq!(theirs.len(), records.len(), "every user record, none twice");
     // The same user records, sequence and sub-sequence numbers as our consumer reads.
     let mut theirs_keyed: Vec<(String, Vec<u8>, String, u64)> = theirs
