@@ -240,6 +240,7 @@ impl Task {
                 Duration::from_secs(3_600)
             } else {
                 TICK.min(self.config.record_max_buffered_time)
+                    .max(Duration::from_millis(1))
             };
             tokio::select! {
                 biased;
