@@ -3,7 +3,8 @@
 //! (in-process server, limits on); then the buffer bound under a slow sink.
 //!
 //! `cargo bench -p kcl-worker --features embedded --bench producer` (`KCL_BENCH_RUNS=N` runs
-//! per case, default 3; the median is reported).
+//! per case, default 3; the median is reported; `KCL_BENCH_ONLY=limits|unlimited|http|slow`
+//! runs one case).
 
 use broker::engine::{Broker, BrokerConfig, CreateStreamInput, ThroughputLimits};
 use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
@@ -41,11 +42,17 @@ fn record(index: u64) -> UserRecord {
 }
 
 /// Sends `count` records and waits for all of them; returns user records per second.
-async fn run(target: Arc<dyn ProducerTarget>, aggregate: bool, count: u64) -> f64 {
+async fn run(
+    target: Arc<dyn ProducerTarget>,
+    aggregate: bool,
+    rate_limit: bool,
+    count: u64,
+) -> f64 {
     let producer = KplProducer::start(
         target,
         KplProducerConfig {
             aggregate,
+            rate_limit,
             ..KplProducerConfig::default()
         },
     )
@@ -82,6 +89,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn case(
     name: &str,
     runs: usize,
+    rate_limit: bool,
     count_plain: u64,
     count_aggregated: u64,
     target: impl Fn() -> futures::future::BoxFuture<'static, Arc<dyn ProducerTarget>>,
@@ -89,8 +97,8 @@ async fn case(
     let mut plain = Vec::new();
     let mut aggregated = Vec::new();
     for _ in 0..runs {
-        plain.push(run(target().await, false, count_plain).await);
-        aggregated.push(run(target().await, true, count_aggregated).await);
+        plain.push(run(target().await, false, rate_limit, count_plain).await);
+        aggregated.push(run(target().await, true, rate_limit, count_aggregated).await);
     }
     let (plain, aggregated) = (median(plain), median(aggregated));
     let megabytes = |rate: f64| rate * RECORD_BYTES as f64 / 1e6;
@@ -123,6 +131,9 @@ async fn slow_sink() {
     let producer = KplProducer::start(
         Arc::new(EmbeddedTarget::new(broker, STREAM)),
         KplProducerConfig {
+            // Plain records, so the 10 records/s trickle is stored (an aggregate is larger
+            // than this shard's whole byte bucket).
+            aggregate: false,
             max_buffered_bytes: bound_bytes,
             max_buffered_records: 1_000_000,
             ..KplProducerConfig::default()
@@ -157,91 +168,105 @@ async fn slow_sink() {
     producer.shutdown().await.expect("shutdown");
 }
 
+fn embedded(
+    limits: ThroughputLimits,
+    shards: u32,
+) -> futures::future::BoxFuture<'static, Arc<dyn ProducerTarget>> {
+    Box::pin(async move {
+        Arc::new(EmbeddedTarget::new(broker(limits, shards).await, STREAM))
+            as Arc<dyn ProducerTarget>
+    })
+}
+
+async fn http_case(runs: usize) {
+    let http_broker = broker(ThroughputLimits::KINESIS, 1).await;
+    let server = broker::server::spawn(
+        http_broker,
+        broker::server::ServerOptions::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("server");
+    let endpoint = server.endpoint();
+    let stream_index = std::sync::atomic::AtomicU32::new(0);
+    let http_target = move || {
+        let index = stream_index.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let endpoint = endpoint.clone();
+        let stream = format!("http-{index}");
+        let future: futures::future::BoxFuture<'static, Arc<dyn ProducerTarget>> =
+            Box::pin(async move {
+                let client = HttpStreamClient::new(
+                    HttpClientConfig::new(endpoint).with_credentials(StaticCredentials {
+                        access_key_id: "bench".to_owned(),
+                        secret_access_key: "bench".to_owned(),
+                        session_token: None,
+                    }),
+                )
+                .expect("client");
+                client
+                    .call_json(
+                        "CreateStream",
+                        serde_json::json!({"StreamName": stream, "ShardCount": 1}),
+                    )
+                    .await
+                    .expect("create stream");
+                Arc::new(HttpTarget::new(client, stream)) as Arc<dyn ProducerTarget>
+            });
+        future
+    };
+    case(
+        "HTTP, 1 shard, Kinesis limits",
+        runs,
+        true,
+        4_000,
+        40_000,
+        http_target,
+    )
+    .await;
+    server.shutdown().await;
+}
+
 fn main() {
     let runs: usize = std::env::var("KCL_BENCH_RUNS")
         .ok()
         .and_then(|runs| runs.parse().ok())
         .unwrap_or(3);
+    let only = std::env::var("KCL_BENCH_ONLY").ok();
+    let selected = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        case(
-            "in-process, 1 shard, Kinesis limits",
-            runs,
-            4_000,
-            40_000,
-            || {
-                Box::pin(async {
-                    Arc::new(EmbeddedTarget::new(
-                        broker(ThroughputLimits::KINESIS, 1).await,
-                        STREAM,
-                    )) as Arc<dyn ProducerTarget>
-                })
-            },
-        )
-        .await;
-        case(
-            "in-process, 4 shards, limits off",
-            runs,
-            200_000,
-            200_000,
-            || {
-                Box::pin(async {
-                    Arc::new(EmbeddedTarget::new(
-                        broker(ThroughputLimits::off(), 4).await,
-                        STREAM,
-                    )) as Arc<dyn ProducerTarget>
-                })
-            },
-        )
-        .await;
-        let http_broker = broker(ThroughputLimits::KINESIS, 1).await;
-        let server = broker::server::spawn(
-            http_broker,
-            broker::server::ServerOptions::default(),
-            "127.0.0.1:0".parse().expect("addr"),
-        )
-        .await
-        .expect("server");
-        let endpoint = server.endpoint();
-        let stream_index = std::sync::atomic::AtomicU32::new(0);
-        let http_target = move || {
-            let index = stream_index.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let endpoint = endpoint.clone();
-            let stream = format!("http-{index}");
-            let future: futures::future::BoxFuture<'static, Arc<dyn ProducerTarget>> =
-                Box::pin(async move {
-                    let client = HttpStreamClient::new(
-                        HttpClientConfig::new(endpoint).with_credentials(StaticCredentials {
-                            access_key_id: "bench".to_owned(),
-                            secret_access_key: "bench".to_owned(),
-                            session_token: None,
-                        }),
-                    )
-                    .expect("client");
-                    client
-                        .call_json(
-                            "CreateStream",
-                            serde_json::json!({"StreamName": stream, "ShardCount": 1}),
-                        )
-                        .await
-                        .expect("create stream");
-                    Arc::new(HttpTarget::new(client, stream)) as Arc<dyn ProducerTarget>
-                });
-            future
-        };
-        case(
-            "HTTP, 1 shard, Kinesis limits",
-            runs,
-            4_000,
-            40_000,
-            http_target,
-        )
-        .await;
-        server.shutdown().await;
-        slow_sink().await;
+        // First, so its peak RSS is not the other cases'.
+        if selected("slow") {
+            slow_sink().await;
+        }
+        if selected("limits") {
+            case(
+                "in-process, 1 shard, Kinesis limits",
+                runs,
+                true,
+                4_000,
+                40_000,
+                || embedded(ThroughputLimits::KINESIS, 1),
+            )
+            .await;
+        }
+        if selected("unlimited") {
+            case(
+                "in-process, 4 shards, limits off (producer pacing off too)",
+                runs,
+                false,
+                200_000,
+                200_000,
+                || embedded(ThroughputLimits::off(), 4),
+            )
+            .await;
+        }
+        if selected("http") {
+            http_case(runs).await;
+        }
     });
 }
