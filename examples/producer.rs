@@ -1,5 +1,6 @@
-//! A producer: PutRecords in batches of up to 500, retrying rejected records, into a stream of
-//! an in-process broker — or of any Kinesis endpoint given as the first argument.
+//! A KPL-equivalent producer: user records aggregated per shard, collected into PutRecords
+//! requests, paced per shard and retried, into a stream of an in-process broker — or of any
+//! Kinesis endpoint given as the first argument.
 //!
 //! ```text
 //! cargo run -p examples --example producer                            # embedded broker
@@ -11,7 +12,8 @@
 use broker::engine::{Broker, BrokerConfig, CreateStreamInput};
 use kcl_worker::client::{HttpClientConfig, HttpStreamClient, StaticCredentials};
 use kcl_worker::producer::{
-    EmbeddedTarget, HttpTarget, Producer, ProducerConfig, PutRecordsTarget, generated_entry,
+    EmbeddedTarget, HttpTarget, KplProducer, KplProducerConfig, ProducerTarget, UserRecord,
+    generated_payload,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ const STREAM: &str = "example-stream";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let target: Arc<dyn PutRecordsTarget> = match std::env::args().nth(1) {
+    let target: Arc<dyn ProducerTarget> = match std::env::args().nth(1) {
         Some(endpoint) => {
             // Credentials from the environment, else placeholders (a local kinesis-broker
             // accepts any by default).
@@ -45,29 +47,32 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(EmbeddedTarget::new(broker, STREAM))
         }
     };
-    // 20,000 records of 100 bytes over 1,000 partition keys, at most 3,000 records/s
-    // (the embedded broker enforces Kinesis's 1,000 records/s per shard by default).
-    let entries = (0..20_000)
-        .map(|index| generated_entry(index, 100, 1_000))
-        .collect();
-    let producer = Producer::new(
-        target,
-        ProducerConfig {
-            rate: Some(3_000),
-            ..ProducerConfig::default()
-        },
-    );
+    // 100,000 records of 100 bytes over 1,000 partition keys, aggregated: far beyond the
+    // 4 x 1,000 records/s that plain records reach on 4 shards (which the embedded broker
+    // enforces by default).
+    let producer = KplProducer::start(target, KplProducerConfig::default())?;
     let started = Instant::now();
-    let stored = producer.put_all(entries, |_| {}).await?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut per_shard: BTreeMap<String, usize> = BTreeMap::new();
-    for record in &stored {
-        *per_shard.entry(record.shard_id.clone()).or_default() += 1;
+    let mut receipts = Vec::new();
+    for index in 0..100_000u64 {
+        let record = UserRecord::new(
+            format!("key-{}", index % 1_000),
+            generated_payload(index, 100),
+        );
+        // Waits when the in-flight buffer is full (backpressure).
+        receipts.push(producer.send(record).await?);
     }
+    let mut per_shard: BTreeMap<String, usize> = BTreeMap::new();
+    for receipt in receipts {
+        *per_shard.entry(receipt.await?.shard_id).or_default() += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = producer.stats();
+    producer.shutdown().await?;
     println!(
-        "stored {} records in {elapsed:.2} s ({:.0} records/s)",
-        stored.len(),
-        stored.len() as f64 / elapsed
+        "stored {} records in {elapsed:.2} s ({:.0} records/s) as {} Kinesis records",
+        stats.user_records_put,
+        stats.user_records_put as f64 / elapsed,
+        stats.kinesis_records_put
     );
     for (shard, count) in per_shard {
         println!("  {shard}: {count} records");

@@ -13,11 +13,13 @@ use bytes::Bytes;
 use kcl_core::kinesis::{HashKey, HashKeyRange, Record, partition_key_hash};
 use md5::{Digest, Md5};
 use prost::Message;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The four bytes every KPL aggregated record starts with.
 pub const KPL_MAGIC: [u8; 4] = [0xF3, 0x89, 0x9A, 0xC2];
-const MD5_LEN: usize = 16;
+/// Length of the MD5 trailer of an aggregate.
+pub const MD5_LEN: usize = 16;
 
 /// The protobuf `AggregatedRecord`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -63,6 +65,35 @@ pub struct UserRecord {
     pub data: Bytes,
 }
 
+impl UserRecord {
+    /// A user record with `partition_key` and `data`, routed by the partition key's hash.
+    pub fn new(partition_key: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        UserRecord {
+            partition_key: partition_key.into(),
+            explicit_hash_key: None,
+            data: data.into(),
+        }
+    }
+
+    /// This record routed by `hash_key` instead of its partition key's hash.
+    pub fn with_explicit_hash_key(mut self, hash_key: HashKey) -> Self {
+        self.explicit_hash_key = Some(hash_key);
+        self
+    }
+
+    /// The hash key Kinesis routes the record by: the explicit one, else the MD5 of the
+    /// partition key.
+    pub fn hash_key(&self) -> HashKey {
+        self.explicit_hash_key
+            .unwrap_or_else(|| partition_key_hash(&self.partition_key))
+    }
+
+    /// What the record counts against Kinesis's size limits: payload + partition key bytes.
+    pub fn request_size(&self) -> usize {
+        self.data.len() + self.partition_key.len()
+    }
+}
+
 /// Packs user records into one KPL aggregated payload (magic + protobuf + MD5).
 ///
 /// Partition keys and explicit hash keys are de-duplicated into the aggregate's tables. Put the
@@ -73,12 +104,23 @@ pub fn aggregate(records: &[UserRecord]) -> Bytes {
         explicit_hash_key_table: Vec::new(),
         records: Vec::with_capacity(records.len()),
     };
+    let mut partition_key_indexes: HashMap<&str, u64> = HashMap::new();
+    let mut hash_key_indexes: HashMap<HashKey, u64> = HashMap::new();
     for record in records {
-        let partition_key_index =
-            table_index(&mut message.partition_key_table, &record.partition_key);
-        let explicit_hash_key_index = record
-            .explicit_hash_key
-            .map(|key| table_index(&mut message.explicit_hash_key_table, &key.to_string()));
+        let partition_key_index = *partition_key_indexes
+            .entry(record.partition_key.as_str())
+            .or_insert_with(|| {
+                message
+                    .partition_key_table
+                    .push(record.partition_key.clone());
+                (message.partition_key_table.len() - 1) as u64
+            });
+        let explicit_hash_key_index = record.explicit_hash_key.map(|key| {
+            *hash_key_indexes.entry(key).or_insert_with(|| {
+                message.explicit_hash_key_table.push(key.to_string());
+                (message.explicit_hash_key_table.len() - 1) as u64
+            })
+        });
         message.records.push(AggregatedUserRecord {
             partition_key_index,
             explicit_hash_key_index,
@@ -93,17 +135,6 @@ pub fn aggregate(records: &[UserRecord]) -> Bytes {
     out.extend_from_slice(&body);
     out.extend_from_slice(&digest);
     Bytes::from(out)
-}
-
-fn table_index(table: &mut Vec<String>, value: &str) -> u64 {
-    let position = match table.iter().position(|existing| existing == value) {
-        Some(position) => position,
-        None => {
-            table.push(value.to_owned());
-            table.len() - 1
-        }
-    };
-    position as u64
 }
 
 /// Whether `data` is a well-formed KPL aggregate (magic present and MD5 matching).

@@ -10,7 +10,7 @@
 //! - [`retrieval`]: polling or enhanced fan-out, bounded prefetch, KPL de-aggregation ([`kpl`]).
 //! - [`client`]: stream clients for any Kinesis HTTP endpoint and (feature `embedded`) the
 //!   in-process broker.
-//! - [`producer`]: batched, paced and retried `PutRecords`.
+//! - [`producer`]: the KPL-equivalent `KplProducer` (aggregation, per-shard rate limiting, backpressure) and batched `PutRecords`.
 //! - [`metrics`]: per-worker and per-shard counters; `testing` (feature `testing`): an
 //!   in-process fleet toolkit.
 //!

@@ -147,9 +147,25 @@ pub struct ProduceArgs {
     /// cycles through --keys keys.
     #[arg(long)]
     pub from_file: Option<PathBuf>,
-    /// Records per PutRecords request (at most 500).
+    /// Kinesis records per PutRecords request (at most 500).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=500))]
     pub batch_size: u16,
+    /// Pack records bound for the same shard into KPL aggregates (readable by the KCL and by
+    /// AWS's de-aggregation libraries); many times the records/s of plain records.
+    #[arg(long)]
+    pub aggregate: bool,
+    /// Largest KPL aggregate in bytes (with --aggregate; KPL default 51,200).
+    #[arg(long, default_value_t = 51_200, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub aggregation_max_bytes: u64,
+    /// How long a record may wait to be batched, in milliseconds (KPL default 100).
+    #[arg(long, default_value_t = 100)]
+    pub max_buffered_ms: u64,
+    /// Keep each partition key's records in order through retries.
+    #[arg(long)]
+    pub ordered: bool,
+    /// Seconds a record is retried before it counts as failed (KPL default 30).
+    #[arg(long, default_value_t = 30)]
+    pub record_ttl_secs: u64,
     /// Do not draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,

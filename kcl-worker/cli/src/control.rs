@@ -7,76 +7,197 @@ use bytes::Bytes;
 use kcl_core::kinesis::{Shard, ShardId};
 use kcl_core::stream_client::StreamClient;
 use kcl_worker::client::HttpStreamClient;
-use kcl_worker::producer::{HttpTarget, ProduceEntry, Producer, ProducerConfig, generated_entry};
+use kcl_worker::producer::{
+    HttpTarget, KplProducer, KplProducerConfig, ProduceError, PutReceipt, UserRecord,
+    generated_entry,
+};
 use serde_json::{Value, json};
-use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The records `kcl produce` writes: the lines of a file (or stdin for `-`), or generated ones.
-fn produce_entries(args: &ProduceArgs) -> anyhow::Result<Vec<ProduceEntry>> {
-    let Some(path) = &args.from_file else {
-        return Ok((0..args.count)
-            .map(|index| generated_entry(index, args.size, args.keys))
-            .collect());
-    };
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("opening --from-file {}", path.display()))?;
-        Box::new(std::io::BufReader::new(file))
-    };
-    let keys = u64::from(args.keys.max(1));
-    let mut entries = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {} of the input", index + 1))?;
-        entries.push(ProduceEntry {
-            partition_key: format!("key-{}", index as u64 % keys),
-            data: Bytes::from(line),
-        });
+/// The records `kcl produce` writes, one at a time: the lines of a file (or stdin for `-`),
+/// streamed without reading the whole input, or generated ones.
+enum RecordSource {
+    Generated {
+        next: u64,
+        count: u64,
+    },
+    Lines {
+        lines: tokio::io::Lines<Box<dyn tokio::io::AsyncBufRead + Unpin + Send>>,
+        next: u64,
+    },
+}
+
+impl RecordSource {
+    async fn open(args: &ProduceArgs) -> anyhow::Result<RecordSource> {
+        use tokio::io::AsyncBufReadExt as _;
+        let Some(path) = &args.from_file else {
+            return Ok(RecordSource::Generated {
+                next: 0,
+                count: args.count,
+            });
+        };
+        let reader: Box<dyn tokio::io::AsyncBufRead + Unpin + Send> = if path.as_os_str() == "-" {
+            Box::new(tokio::io::BufReader::new(tokio::io::stdin()))
+        } else {
+            let file = tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("opening --from-file {}", path.display()))?;
+            Box::new(tokio::io::BufReader::new(file))
+        };
+        Ok(RecordSource::Lines {
+            lines: reader.lines(),
+            next: 0,
+        })
     }
-    Ok(entries)
+
+    /// The next record, or `None` at the end.
+    async fn next(&mut self, args: &ProduceArgs) -> anyhow::Result<Option<UserRecord>> {
+        let keys = u64::from(args.keys.max(1));
+        match self {
+            RecordSource::Generated { next, count } => {
+                if *next >= *count {
+                    return Ok(None);
+                }
+                let entry = generated_entry(*next, args.size, args.keys);
+                *next += 1;
+                Ok(Some(UserRecord::new(entry.partition_key, entry.data)))
+            }
+            RecordSource::Lines { lines, next } => {
+                let line = lines
+                    .next_line()
+                    .await
+                    .with_context(|| format!("reading line {} of the input", *next + 1))?;
+                let Some(line) = line else {
+                    return Ok(None);
+                };
+                let record = UserRecord::new(format!("key-{}", *next % keys), Bytes::from(line));
+                *next += 1;
+                Ok(Some(record))
+            }
+        }
+    }
+}
+
+fn producer_config(args: &ProduceArgs) -> KplProducerConfig {
+    KplProducerConfig {
+        aggregate: args.aggregate,
+        aggregation_max_bytes: usize::try_from(args.aggregation_max_bytes).unwrap_or(51_200),
+        collection_max_records: usize::from(args.batch_size),
+        record_max_buffered_time: Duration::from_millis(args.max_buffered_ms),
+        record_ttl: Duration::from_secs(args.record_ttl_secs.max(1)),
+        ordered: args.ordered,
+        ..KplProducerConfig::default()
+    }
+}
+
+fn progress_bar(args: &ProduceArgs) -> indicatif::ProgressBar {
+    if args.no_progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let (bar, template) = if args.from_file.is_some() {
+        (
+            indicatif::ProgressBar::new_spinner(),
+            "{elapsed_precise} {pos} user records ({per_sec}) {msg}",
+        )
+    } else {
+        (
+            indicatif::ProgressBar::new(args.count),
+            "{elapsed_precise} [{bar:40}] {pos}/{len} user records ({per_sec}, eta {eta}) {msg}",
+        )
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Waits for the receipts in send order: counts stored records, keeps the first failure.
+async fn await_receipts(
+    mut receipts: tokio::sync::mpsc::Receiver<PutReceipt>,
+    producer: KplProducer,
+    progress: indicatif::ProgressBar,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+) -> (u64, u64, Option<ProduceError>) {
+    let (mut stored, mut failures, mut first_error) = (0u64, 0u64, None);
+    while let Some(receipt) = receipts.recv().await {
+        match receipt.await {
+            Ok(_) => stored += 1,
+            Err(error) => {
+                failures += 1;
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                first_error.get_or_insert(error);
+            }
+        }
+        progress.inc(1);
+        if stored % 256 == 0 {
+            let stats = producer.stats();
+            progress.set_message(format!(
+                "-> {} Kinesis records, {} retries",
+                stats.kinesis_records_put, stats.retries
+            ));
+        }
+    }
+    (stored, failures, first_error)
 }
 
 /// Runs `kcl produce`.
 pub async fn run_produce(args: ProduceArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
     let api = json_api(endpoint).await?;
-    let entries = produce_entries(&args)?;
-    let total = entries.len() as u64;
-    let producer = Producer::new(
+    let producer = KplProducer::start(
         Arc::new(HttpTarget::new(api.client().clone(), args.stream.clone())),
-        ProducerConfig {
-            batch_size: usize::from(args.batch_size),
-            rate: (args.rate > 0).then_some(args.rate),
-            ..ProducerConfig::default()
-        },
-    );
-    let progress = if args.no_progress {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar
-    };
+        producer_config(&args),
+    )?;
+    let progress = progress_bar(&args);
+    let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (receipt_sender, receipt_receiver) = tokio::sync::mpsc::channel(4_096);
+    let waiter = tokio::spawn(await_receipts(
+        receipt_receiver,
+        producer.clone(),
+        progress.clone(),
+        failed.clone(),
+    ));
+    let mut source = RecordSource::open(&args).await?;
     let started = Instant::now();
-    let stored = producer
-        .put_all(entries, |count| progress.inc(count as u64))
-        .await;
+    let mut sent = 0u64;
+    while let Some(record) = source.next(&args).await? {
+        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        if args.rate > 0 {
+            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(args.rate));
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let receipt = producer.send(record).await?;
+        sent += 1;
+        if receipt_sender.send(receipt).await.is_err() {
+            break;
+        }
+    }
+    drop(receipt_sender);
+    let (stored, failures, first_error) = waiter.await?;
+    let stats = producer.stats();
+    producer.shutdown().await?;
     progress.finish_and_clear();
-    let stored = stored?;
+    if let Some(error) = first_error {
+        eprintln!("{failures} of {sent} records were not stored");
+        return Err(error.into());
+    }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "stored {} records in {:.2} s ({:.0} records/s) into stream {}",
-        stored.len(),
-        elapsed,
-        stored.len() as f64 / elapsed.max(1e-9),
+        "stored {stored} records in {elapsed:.2} s ({:.0} records/s) into stream {}",
+        stored as f64 / elapsed.max(1e-9),
         args.stream
+    );
+    println!(
+        "{} Kinesis records ({:.1} user records each), {} retries, {} throttled",
+        stats.kinesis_records_put,
+        stats.aggregation_ratio(),
+        stats.retries,
+        stats.throttles
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,9 @@
-//! A batching producer: `PutRecords` requests of at most 500 records and 5 MiB, optional rate
-//! pacing, and retries (exponential backoff with jitter, by `backon`) of the records a request
-//! rejected and of requests that failed transiently.
+//! The batch producer: puts a known list of records with `PutRecords` requests of at most 500
+//! records and 5 MiB, optional rate pacing, and retries (exponential backoff with jitter, by
+//! `backon`) of the records a request rejected and of requests that failed transiently.
 //!
-//! The producer writes through a [`PutRecordsTarget`]: [`HttpTarget`] for any Kinesis HTTP
-//! endpoint, `EmbeddedTarget` (feature `embedded`) for the in-process broker; the same
-//! batching and retry logic serves both.
+//! For a stream of records with aggregation, per-shard rate limiting and backpressure, use
+//! [`KplProducer`](super::KplProducer) instead.
 //!
 //! ```no_run
 //! use kcl_worker::client::{HttpClientConfig, HttpStreamClient};
@@ -26,13 +25,10 @@
 //! # }
 //! ```
 
-use crate::client::HttpStreamClient;
+use super::error::ProduceError;
 use backon::BackoffBuilder as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use kcl_core::kinesis::{KinesisError, KinesisErrorKind};
-use serde_json::{Value, json};
+use kcl_core::kinesis::KinesisError;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,35 +95,6 @@ pub struct StoredRecord {
     pub shard_id: String,
     /// Its sequence number.
     pub sequence_number: String,
-}
-
-/// Why producing stopped.
-///
-/// Each message is complete (it includes the service's error) and the error has no `source()`,
-/// so error chains (`anyhow`'s `{:#}`) print the service's message once.
-#[derive(Debug, thiserror::Error)]
-pub enum ProduceError {
-    /// A request failed with a non-retryable error.
-    #[error("the PutRecords request failed: {0}")]
-    Request(KinesisError),
-    /// Some records were still rejected after every retry.
-    #[error(
-        "{failed} records were still rejected after {attempts} attempts (last error {last_error})"
-    )]
-    RecordsRejected {
-        /// How many records were never stored.
-        failed: usize,
-        /// Attempts made.
-        attempts: usize,
-        /// The last per-record error code.
-        last_error: String,
-    },
-}
-
-impl From<KinesisError> for ProduceError {
-    fn from(error: KinesisError) -> Self {
-        ProduceError::Request(error)
-    }
 }
 
 /// Takes the next request's worth of entries from the front of `pending`: at most
@@ -290,137 +257,6 @@ impl Producer {
     }
 }
 
-/// Puts into a stream over the Kinesis JSON protocol (signed and retried by the
-/// [`HttpStreamClient`]).
-#[derive(Debug, Clone)]
-pub struct HttpTarget {
-    client: HttpStreamClient,
-    stream_name: String,
-}
-
-impl HttpTarget {
-    /// A target writing to `stream_name` through `client`.
-    pub fn new(client: HttpStreamClient, stream_name: impl Into<String>) -> Self {
-        HttpTarget {
-            client,
-            stream_name: stream_name.into(),
-        }
-    }
-}
-
-fn malformed(operation: &str, what: &str) -> KinesisError {
-    KinesisError::new(
-        KinesisErrorKind::Other,
-        format!("unreadable {operation} response: {what}"),
-    )
-}
-
-/// Decodes the `Records` of a `PutRecords` answer, one outcome per request entry.
-pub fn put_outcomes(answer: &Value, expected: usize) -> Result<Vec<PutOutcome>, KinesisError> {
-    let records = answer
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("PutRecords", "no Records array"))?;
-    if records.len() != expected {
-        return Err(malformed(
-            "PutRecords",
-            &format!("{} results for {expected} records", records.len()),
-        ));
-    }
-    Ok(records
-        .iter()
-        .map(|record| {
-            let text = |field: &str| record.get(field).and_then(Value::as_str).map(str::to_owned);
-            match (text("ErrorCode"), text("ShardId"), text("SequenceNumber")) {
-                (None, Some(shard_id), Some(sequence_number)) => PutOutcome::Accepted {
-                    shard_id,
-                    sequence_number,
-                },
-                (error_code, _, _) => PutOutcome::Failed {
-                    error_code: error_code.unwrap_or_else(|| "InternalFailure".to_owned()),
-                },
-            }
-        })
-        .collect())
-}
-
-#[async_trait::async_trait]
-impl PutRecordsTarget for HttpTarget {
-    async fn put_records(&self, entries: &[ProduceEntry]) -> Result<Vec<PutOutcome>, KinesisError> {
-        let records: Vec<Value> = entries
-            .iter()
-            .map(|entry| {
-                json!({
-                    "Data": BASE64.encode(&entry.data),
-                    "PartitionKey": entry.partition_key,
-                })
-            })
-            .collect();
-        let answer = self
-            .client
-            .call_json(
-                "PutRecords",
-                json!({"StreamName": self.stream_name, "Records": records}),
-            )
-            .await?;
-        put_outcomes(&answer, entries.len())
-    }
-}
-
-/// Puts into a stream of an in-process [`broker::engine::Broker`].
-#[cfg(feature = "embedded")]
-#[derive(Debug, Clone)]
-pub struct EmbeddedTarget {
-    broker: broker::engine::Broker,
-    stream_name: String,
-}
-
-#[cfg(feature = "embedded")]
-impl EmbeddedTarget {
-    /// A target writing to `stream_name` of `broker`.
-    pub fn new(broker: broker::engine::Broker, stream_name: impl Into<String>) -> Self {
-        EmbeddedTarget {
-            broker,
-            stream_name: stream_name.into(),
-        }
-    }
-}
-
-#[cfg(feature = "embedded")]
-#[async_trait::async_trait]
-impl PutRecordsTarget for EmbeddedTarget {
-    async fn put_records(&self, entries: &[ProduceEntry]) -> Result<Vec<PutOutcome>, KinesisError> {
-        use broker::engine::{PutRecordsInput, PutRecordsRequestEntry, StreamRef};
-        let input = PutRecordsInput {
-            stream: StreamRef::name(self.stream_name.clone()),
-            records: entries
-                .iter()
-                .map(|entry| PutRecordsRequestEntry {
-                    data: entry.data.clone(),
-                    partition_key: entry.partition_key.clone(),
-                    explicit_hash_key: None,
-                })
-                .collect(),
-        };
-        let output = self.broker.put_records(input).await?;
-        Ok(output
-            .records
-            .into_iter()
-            .map(
-                |result| match (result.error_code, result.shard_id, result.sequence_number) {
-                    (None, Some(shard_id), Some(sequence_number)) => PutOutcome::Accepted {
-                        shard_id: shard_id.to_string(),
-                        sequence_number: sequence_number.to_string(),
-                    },
-                    (error_code, _, _) => PutOutcome::Failed {
-                        error_code: error_code.unwrap_or_else(|| "InternalFailure".to_owned()),
-                    },
-                },
-            )
-            .collect())
-    }
-}
-
 /// Synthetic records for demos and load tests: the payload of the `index`-th generated record: its index, zero-padded, then filler up to
 /// `size` bytes (at least the index is always kept, so every generated record is unique).
 pub fn generated_payload(index: u64, size: usize) -> Bytes {
@@ -451,32 +287,6 @@ mod tests {
             partition_key: "k".into(),
             data: Bytes::from(vec![0u8; size]),
         }
-    }
-
-    #[test]
-    fn put_records_answers_decode_per_entry() {
-        let answer = json!({"FailedRecordCount": 1, "Records": [
-            {"SequenceNumber": "495903382714902566085596925383615710959215759891365", "ShardId": "shardId-000000000001"},
-            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"},
-        ]});
-        let outcomes = put_outcomes(&answer, 2).expect("decodes");
-        assert_eq!(
-            outcomes,
-            vec![
-                PutOutcome::Accepted {
-                    shard_id: "shardId-000000000001".into(),
-                    sequence_number: "495903382714902566085596925383615710959215759891365".into(),
-                },
-                PutOutcome::Failed {
-                    error_code: "ProvisionedThroughputExceededException".into(),
-                },
-            ]
-        );
-        assert!(
-            put_outcomes(&answer, 3).is_err(),
-            "a count mismatch is an error"
-        );
-        assert!(put_outcomes(&json!({}), 0).is_err());
     }
 
     #[test]
