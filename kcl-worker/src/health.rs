@@ -208,14 +208,15 @@ mod tests {
         };
         let stuck = vec![(ShardId::from_index(1), at(90))];
         // (name, store, held, since last write, stuck, expected reason fragment or None)
-        let cases: [(
-            &str,
+        type Case = (
+            &'static str,
             WorkerHealth,
             u64,
             u64,
             Vec<(ShardId, Duration)>,
-            Option<&str>,
-        ); 6] = [
+            Option<&'static str>,
+        );
+        let cases: [Case; 6] = [
             ("all well", WorkerHealth::Healthy, 2, 1, vec![], None),
             (
                 "store down",

@@ -229,7 +229,7 @@ impl WorkerMetrics {
                 (running_for >= limit).then(|| (shard_id.clone(), running_for))
             })
             .collect();
-        stuck.sort_by(|a, b| b.1.cmp(&a.1));
+        stuck.sort_by_key(|(_, running_for)| std::cmp::Reverse(*running_for));
         stuck
     }
 
