@@ -407,3 +407,61 @@ impl WorkerMetricsSnapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kcl_core::clock::ManualClock;
+    use kcl_core::kinesis::EpochMillis;
+
+    fn setup() -> (Arc<ManualClock>, WorkerMetrics) {
+        let clock = Arc::new(ManualClock::new(EpochMillis(0)));
+        let metrics = WorkerMetrics::new("w1", clock.clone());
+        (clock, metrics)
+    }
+
+    #[test]
+    fn a_processor_call_running_past_the_limit_is_stuck_until_it_returns() {
+        let (clock, metrics) = setup();
+        let limit = Duration::from_secs(60);
+        let (slow, quick) = (ShardId::from_index(0), ShardId::from_index(1));
+        let slow_call = metrics.shard(&slow).processing_started();
+        let quick_call = metrics.shard(&quick).processing_started();
+        clock.advance(Duration::from_secs(30));
+        metrics.shard(&quick).processing_finished(quick_call);
+        assert!(metrics.stuck_shards(limit).is_empty());
+        clock.advance(Duration::from_secs(31));
+        assert_eq!(
+            metrics.stuck_shards(limit),
+            [(slow.clone(), Duration::from_secs(61))]
+        );
+        assert_eq!(metrics.shard(&quick).processing_for(), None);
+        metrics.shard(&slow).processing_finished(slow_call);
+        assert!(metrics.stuck_shards(limit).is_empty());
+    }
+
+    #[test]
+    fn lease_writes_and_failed_renewals_are_tracked() {
+        let (clock, metrics) = setup();
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(metrics.since_last_lease_write(), Duration::from_secs(5));
+        metrics.lease_taken(true);
+        assert_eq!(metrics.since_last_lease_write(), Duration::ZERO);
+        let run = metrics.renewal_started();
+        clock.advance(Duration::from_secs(2));
+        metrics.renewal_finished(run, false);
+        assert_eq!(metrics.since_last_lease_write(), Duration::from_secs(2));
+        let run = metrics.renewal_started();
+        metrics.renewal_finished(run, true);
+        assert_eq!(metrics.since_last_lease_write(), Duration::ZERO);
+        let snapshot = metrics.snapshot("w1");
+        assert_eq!(
+            (
+                snapshot.leases_taken,
+                snapshot.leases_stolen,
+                snapshot.renewal_failures
+            ),
+            (1, 1, 1)
+        );
+    }
+}
