@@ -25,7 +25,7 @@ pub fn escape(text: &str) -> String {
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
-table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #ccc;padding:.3em .6em;\
+table{border-collapse:collapse;margin-bottom:1.5em}th,td{border:1px solid #ccc;padding:.3em .6em;white-space:nowrap;\
 text-align:left;font-size:.9em}th{background:#f4f4f4}.owned{background:#e3f6e8}\
 .available{background:#fde8e6}.finished{color:#888}small{color:#666}\
 ul.workers li{margin:.2em 0}code{font-size:.9em}";
