@@ -340,3 +340,94 @@ async fn health_turns_503_while_the_lease_store_is_unavailable_and_back_to_200()
     .await?;
     Ok(())
 }
+
+/// The status server in-process over a real in-memory lease store, without a browser: the
+/// JSON, the page and the fragment agree on shards, owners and lineage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_server_renders_leases_as_json_html_and_lineage() -> anyhow::Result<()> {
+    use kcl::observe::server::{Endpoints, serve};
+    use kcl::observe::status::StatusSource;
+    use kcl_core::kinesis::ShardId;
+    use kcl_core::lease::{ExtendedSequenceNumber, Lease};
+    use kcl_core::lease_store::LeaseStore;
+    use kcl_core::memory::InMemoryLeaseStore;
+    use std::sync::Arc;
+
+    let store = Arc::new(InMemoryLeaseStore::new());
+    let parent = ShardId::from_index(0);
+    store
+        .create_lease_if_absent(&Lease::new(
+            parent.clone(),
+            ExtendedSequenceNumber::SHARD_END,
+        ))
+        .await?;
+    for index in [1, 2] {
+        let mut child = Lease::new(
+            ShardId::from_index(index),
+            ExtendedSequenceNumber::TRIM_HORIZON,
+        );
+        child.parent_shard_ids = vec![parent.clone()];
+        store.create_lease_if_absent(&child).await?;
+    }
+    store.take_lease(&ShardId::from_index(1), 0, "w<1>").await?;
+    let server = serve(
+        "127.0.0.1:0".parse()?,
+        Endpoints {
+            status: Some(StatusSource {
+                store: store.clone(),
+                stream: None,
+            }),
+            ..Endpoints::default()
+        },
+    )
+    .await?;
+    let base = format!("http://{}", server.local_addr());
+
+    let status: serde_json::Value = reqwest::get(format!("{base}/api/status"))
+        .await?
+        .json()
+        .await?;
+    let shards = status["shards"].as_array().context("shards")?;
+    assert_eq!(shards.len(), 3, "{status}");
+    assert_eq!(
+        shards[0]["children"],
+        serde_json::json!(["shardId-000000000001", "shardId-000000000002"])
+    );
+    assert_eq!(shards[1]["depth"], 1);
+    assert_eq!(shards[1]["owner"], "w<1>");
+    assert_eq!(status["workers"][0]["worker_id"], "w<1>");
+
+    let page = reqwest::get(format!("{base}/")).await?;
+    assert!(
+        page.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/html")
+    );
+    let page = page.text().await?;
+    for index in 0..3 {
+        assert!(page.contains(&format!("data-shard=\"shardId-00000000000{index}\"")));
+    }
+    assert!(
+        page.contains("data-owner=\"w&lt;1&gt;\""),
+        "owners are escaped"
+    );
+    assert_eq!(
+        page.matches("<line ").count(),
+        2,
+        "two parent → child arrows"
+    );
+    let fragment = reqwest::get(format!("{base}/fragment"))
+        .await?
+        .text()
+        .await?;
+    assert!(fragment.contains("<svg id=\"lineage\""));
+    assert!(
+        !fragment.contains("<script"),
+        "the fragment is only the live part"
+    );
+    // Only the status routes were mounted.
+    assert_eq!(reqwest::get(format!("{base}/metrics")).await?.status(), 404);
+    assert_eq!(reqwest::get(format!("{base}/health")).await?.status(), 404);
+    server.shutdown().await;
+    Ok(())
+}
