@@ -125,7 +125,7 @@ fn shard_row(html: &mut String, shard: &ShardStatus) {
                 .iter()
                 .map(|s| escape(s))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join("<br>")
         }
     };
     let _ = write!(
