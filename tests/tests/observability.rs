@@ -139,22 +139,23 @@ async fn worker_and_broker_metrics_move_as_records_flow() -> anyhow::Result<()> 
                 "kcl_records_processed_total",
                 &[("worker_id", "w1")],
             );
-            Ok((processed >= 200.0).then_some(scrape))
+            let held = total(&scrape, "kcl_leases_held", &[("worker_id", "w1")]);
+            Ok((processed >= 200.0 && held == 3.0).then_some(scrape))
         },
     )
     .await?;
-    assert_eq!(
-        total(&worker, "kcl_records_processed_total", &[]),
-        200.0,
-        "every record counted once"
-    );
+    // A lease lost on a badly stalled machine is taken again and its uncheckpointed tail
+    // processed again; otherwise every record is counted exactly once.
+    let lost = total(&worker, "kcl_leases_lost_total", &[]);
+    let processed = total(&worker, "kcl_records_processed_total", &[]);
+    if lost == 0.0 {
+        assert_eq!(processed, 200.0, "every record counted once");
+        assert_eq!(total(&worker, "kcl_leases_taken_total", &[]), 3.0);
+    } else {
+        assert!(processed >= 200.0);
+        assert!(total(&worker, "kcl_leases_taken_total", &[]) > 3.0);
+    }
     assert!(total(&worker, "kcl_bytes_processed_total", &[]) > 200.0);
-    assert_eq!(
-        total(&worker, "kcl_leases_held", &[("worker_id", "w1")]),
-        3.0
-    );
-    assert_eq!(total(&worker, "kcl_leases_taken_total", &[]), 3.0);
-    assert_eq!(total(&worker, "kcl_leases_lost_total", &[]), 0.0);
     let lag_shards: Vec<&str> = samples(&worker, "kcl_shard_millis_behind_latest", &[])
         .filter_map(|sample| sample.labels.get("shard_id"))
         .collect();
@@ -228,7 +229,6 @@ async fn worker_and_broker_metrics_move_as_records_flow() -> anyhow::Result<()> 
     })
     .await?;
     assert!(is_histogram(&worker, "kcl_lease_renewal_duration_seconds"));
-    assert_eq!(total(&worker, "kcl_lease_renewal_failures_total", &[]), 0.0);
     // An error type is counted per operation.
     let api_error = reqwest::Client::new()
         .post(fleet.endpoint())
@@ -321,12 +321,17 @@ async fn health_turns_503_while_the_lease_store_is_unavailable_and_back_to_200()
         body["failing_for_ms"].as_u64().unwrap_or(0) >= 1000,
         "{body}"
     );
-    let store_errors = total(
-        &scrape(&metrics_url).await?,
-        "kcl_lease_store_errors_total",
-        &[],
-    );
-    assert!(store_errors > 0.0, "lease-store errors counted");
+    // Whichever check turned it (the store's errors, or renewals overdue while a store call
+    // waits for the lock), the failing calls are counted while the lock is held.
+    poll("lease-store errors to be counted", LONG, || async {
+        let errors = total(
+            &scrape(&metrics_url).await?,
+            "kcl_lease_store_errors_total",
+            &[],
+        );
+        Ok((errors > 0.0).then_some(()))
+    })
+    .await?;
 
     release.send(()).ok();
     poll(
