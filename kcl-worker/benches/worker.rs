@@ -2,10 +2,11 @@
 //!
 //! 1. throughput: a no-op processor over 8 shards, checkpointing every batch;
 //! 2. put → process latency at 1,000 records/s with enhanced fan-out (push) retrieval;
-//! 3. failover time after a crash with a failover time of 1 s.
+//! 3. failover time after a crash with a failover time of 1 s;
+//! 4. the cost of metrics: throughput with a Prometheus recorder off and on, interleaved.
 //!
 //! `cargo bench -p kcl-worker --features embedded --bench worker` (set `KCL_BENCH_QUICK=1` for a short run,
-//! `KCL_BENCH_ONLY=throughput|latency|failover` for one of them).
+//! `KCL_BENCH_ONLY=throughput|latency|failover|metrics` for one of them).
 
 use broker::engine::{
     Broker, BrokerConfig, CreateStreamInput, PutRecordInput, PutRecordsInput,
@@ -112,66 +113,228 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn throughput(records: usize, runs: usize) {
     let mut rates = Vec::new();
     for run in 0..runs {
-        let broker = broker();
-        let stream = format!("throughput-{run}");
-        create_stream(&broker, &stream, 8).await;
-        let payload = Bytes::from(vec![b'x'; 100]);
-        let produce_started = Instant::now();
-        for batch in 0..records / 500 {
-            let entries = (0..500)
-                .map(|i| PutRecordsRequestEntry {
-                    data: payload.clone(),
-                    partition_key: format!("pk-{}", batch * 500 + i),
-                    explicit_hash_key: None,
-                })
-                .collect();
-            broker
-                .put_records(PutRecordsInput {
-                    stream: StreamRef::name(&stream),
-                    records: entries,
-                })
-                .await
-                .expect("put");
-        }
-        let produce_secs = produce_started.elapsed().as_secs_f64();
-        let processed = Arc::new(AtomicUsize::new(0));
-        let counter = processed.clone();
-        let on_batch: Callback = Arc::new(move |_, input| {
-            counter.fetch_add(input.records.len(), Ordering::Relaxed);
-        });
-        let retrieval = RetrievalMode::Polling(PollingConfig {
-            max_records: 10_000,
-            idle_time_between_reads: Duration::from_millis(200),
-            ..Default::default()
-        });
-        let started = Instant::now();
-        let (handle, task) = start_worker(
-            &broker,
-            Arc::new(InMemoryLeaseStore::new()),
-            &stream,
-            "w1",
-            LeaseConfig::default(),
-            retrieval,
-            on_batch,
-        );
-        while processed.load(Ordering::Relaxed) < records {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let checkpoints = handle.metrics().checkpoints;
-        handle.shutdown().await;
-        let _ = task.await;
-        let rate = records as f64 / secs;
-        println!(
-            "throughput run {run}: {records} records in {secs:.3} s = {rate:.0} records/s ({checkpoints} checkpoints; produced at {:.0} records/s)",
-            records as f64 / produce_secs
-        );
-        rates.push(rate);
+        rates.push(throughput_once(&format!("throughput-{run}"), records).await);
     }
     println!(
         "THROUGHPUT median: {:.0} records/s (8 shards, 100-byte records, no-op processor, checkpoint every batch)",
         median(&mut rates)
     );
+}
+
+/// One throughput run on a new broker and stream `stream`; returns records/s.
+async fn throughput_once(stream: &str, records: usize) -> f64 {
+    let broker = broker();
+    create_stream(&broker, stream, 8).await;
+    let payload = Bytes::from(vec![b'x'; 100]);
+    let produce_started = Instant::now();
+    for batch in 0..records / 500 {
+        let entries = (0..500)
+            .map(|i| PutRecordsRequestEntry {
+                data: payload.clone(),
+                partition_key: format!("pk-{}", batch * 500 + i),
+                explicit_hash_key: None,
+            })
+            .collect();
+        broker
+            .put_records(PutRecordsInput {
+                stream: StreamRef::name(stream),
+                records: entries,
+            })
+            .await
+            .expect("put");
+    }
+    let produce_secs = produce_started.elapsed().as_secs_f64();
+    let processed = Arc::new(AtomicUsize::new(0));
+    let counter = processed.clone();
+    let on_batch: Callback = Arc::new(move |_, input| {
+        counter.fetch_add(input.records.len(), Ordering::Relaxed);
+    });
+    let retrieval = RetrievalMode::Polling(PollingConfig {
+        max_records: 10_000,
+        idle_time_between_reads: Duration::from_millis(200),
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let (handle, task) = start_worker(
+        &broker,
+        Arc::new(InMemoryLeaseStore::new()),
+        stream,
+        "w1",
+        LeaseConfig::default(),
+        retrieval,
+        on_batch,
+    );
+    while processed.load(Ordering::Relaxed) < records {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let checkpoints = handle.metrics().checkpoints;
+    handle.shutdown().await;
+    let _ = task.await;
+    let rate = records as f64 / secs;
+    println!(
+        "{stream}: {records} records in {secs:.3} s = {rate:.0} records/s ({checkpoints} checkpoints; produced at {:.0} records/s)",
+        records as f64 / produce_secs
+    );
+    rate
+}
+
+/// A recorder that exports through Prometheus while switched on and hands out no-op handles
+/// while off: series are registered when a scheduler starts, so a run started while off
+/// records nothing, like a binary without `--metrics-listen`.
+#[derive(Debug)]
+struct SwitchableRecorder {
+    on: std::sync::atomic::AtomicBool,
+    inner: metrics_exporter_prometheus::PrometheusRecorder,
+}
+
+impl metrics::Recorder for SwitchableRecorder {
+    fn describe_counter(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.inner.describe_counter(key, unit, description);
+    }
+    fn describe_gauge(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.inner.describe_gauge(key, unit, description);
+    }
+    fn describe_histogram(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.inner.describe_histogram(key, unit, description);
+    }
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_counter(key, metadata)
+        } else {
+            metrics::Counter::noop()
+        }
+    }
+    fn register_gauge(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Gauge {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_gauge(key, metadata)
+        } else {
+            metrics::Gauge::noop()
+        }
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        if self.on.load(Ordering::Relaxed) {
+            self.inner.register_histogram(key, metadata)
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
+/// Throughput with the Prometheus recorder off and on, interleaved (off, on, off, on, ...) in
+/// one process so both see the same machine load; prints both medians and their ratio.
+async fn metrics_cost(records: usize, pairs: usize) {
+    let recorder = std::sync::Arc::new(SwitchableRecorder {
+        on: std::sync::atomic::AtomicBool::new(false),
+        inner: metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&[0.0001, 0.001, 0.01, 0.1, 1.0])
+            .expect("buckets")
+            .build_recorder(),
+    });
+    let handle = recorder.inner.handle();
+    metrics::set_global_recorder(ArcRecorder(recorder.clone())).expect("install the recorder");
+    // A discarded warm-up run (allocator, page cache, CPU frequency).
+    throughput_once("metrics-warm-up", records).await;
+    let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        recorder.on.store(false, Ordering::Relaxed);
+        let rate_off = throughput_once(&format!("metrics-off-{pair}"), records).await;
+        recorder.on.store(true, Ordering::Relaxed);
+        let rate_on = throughput_once(&format!("metrics-on-{pair}"), records).await;
+        off.push(rate_off);
+        on.push(rate_on);
+        ratios.push(rate_on / rate_off);
+    }
+    let exported = handle.render();
+    let processed_series = exported
+        .lines()
+        .filter(|line| line.starts_with("kcl_records_processed_total{"))
+        .count();
+    let (off, on) = (median(&mut off), median(&mut on));
+    println!(
+        "METRICS COST median: off {off:.0} records/s, on {on:.0} records/s, on/off of the medians = {:.3}, median of the per-pair on/off ratios = {:.3} ({processed_series} kcl_records_processed_total series exported)",
+        on / off,
+        median(&mut ratios)
+    );
+}
+
+/// `set_global_recorder` takes the recorder by value; this shares it with the bench.
+#[derive(Debug)]
+struct ArcRecorder(std::sync::Arc<SwitchableRecorder>);
+
+impl metrics::Recorder for ArcRecorder {
+    fn describe_counter(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_counter(key, unit, description);
+    }
+    fn describe_gauge(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_gauge(key, unit, description);
+    }
+    fn describe_histogram(
+        &self,
+        key: metrics::KeyName,
+        unit: Option<metrics::Unit>,
+        description: metrics::SharedString,
+    ) {
+        self.0.describe_histogram(key, unit, description);
+    }
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
+        self.0.register_counter(key, metadata)
+    }
+    fn register_gauge(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Gauge {
+        self.0.register_gauge(key, metadata)
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        self.0.register_histogram(key, metadata)
+    }
 }
 
 async fn latency(seconds: u64) {
@@ -370,6 +533,9 @@ fn main() {
         }
         if only.is_empty() || only == "failover" {
             failover(if quick { 3 } else { 20 }).await;
+        }
+        if only.is_empty() || only == "metrics" {
+            metrics_cost(records, if quick { 2 } else { 9 }).await;
         }
     });
 }

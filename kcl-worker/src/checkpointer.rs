@@ -34,8 +34,9 @@ impl RecordCheckpointer {
     /// Checkpoints the largest delivered record (`SHARD_END` once the shard has ended and its
     /// children's leases exist, i.e. from `shard_ended`).
     pub async fn checkpoint(&self) -> Result<(), CheckpointError> {
+        let started = self.metrics.start();
         let result = self.inner.checkpoint().await;
-        self.count(&result);
+        self.metrics.checkpoint_finished(started, result.is_ok());
         result
     }
 
@@ -46,11 +47,12 @@ impl RecordCheckpointer {
         sequence_number: SequenceNumber,
         sub_sequence_number: u64,
     ) -> Result<(), CheckpointError> {
+        let started = self.metrics.start();
         let result = self
             .inner
             .checkpoint_at(sequence_number, sub_sequence_number)
             .await;
-        self.count(&result);
+        self.metrics.checkpoint_finished(started, result.is_ok());
         result
     }
 
@@ -83,12 +85,5 @@ impl RecordCheckpointer {
     /// The kcl-core checkpointer (for the worker's own bookkeeping).
     pub(crate) fn core(&self) -> &Checkpointer {
         &self.inner
-    }
-
-    fn count(&self, result: &Result<(), CheckpointError>) {
-        match result {
-            Ok(()) => self.metrics.checkpointed(),
-            Err(_) => self.metrics.checkpoint_failed(),
-        }
     }
 }

@@ -599,7 +599,10 @@ impl Consumer {
                     .await;
             }
             if !batch.records.is_empty() {
-                match self.deliver(processor, checkpointer, &batch).await {
+                let processing = metrics.processing_started();
+                let delivery = self.deliver(processor, checkpointer, &batch).await;
+                metrics.processing_finished(processing);
+                match delivery {
                     Delivery::Done => metrics.batch_processed(
                         batch.records.len(),
                         batch.bytes,
@@ -853,7 +856,7 @@ mod tests {
             factory: Arc::new(move |_: &ShardId| {
                 Box::new(JournalProcessor(factory_journal.clone())) as Box<dyn ShardRecordProcessor>
             }),
-            metrics: Arc::new(WorkerMetrics::default()),
+            metrics: Arc::new(WorkerMetrics::new("test-worker", TokioClock::shared())),
             retrievers: TaskTracker::new(),
             shard_ended: Arc::new(Notify::new()),
         });

@@ -9,8 +9,13 @@
 //! [`WorkerError::LeaseStoreUnavailable`](crate::error::WorkerError::LeaseStoreUnavailable), so
 //! an orchestrator restarts or alerts instead of a fleet silently making no progress.
 //!
+//! [`probe`] adds what an orchestrator's health check needs on top: held leases that have not
+//! been renewed for half the failover time, and a shard whose processor call has been running
+//! past its limit (a stuck shard).
+//!
 //! Time is the injected monotonic clock's, passed in as `now`.
 
+use kcl_core::kinesis::ShardId;
 use kcl_core::lease_store::LeaseStoreError;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -126,6 +131,11 @@ impl StoreHealth {
         }
     }
 
+    /// How long the store may fail before the worker is unhealthy.
+    pub(crate) fn unhealthy_after(&self) -> Duration {
+        self.unhealthy_after
+    }
+
     /// Fires once the worker gave up on the store.
     pub(crate) fn gave_up(&self) -> &CancellationToken {
         &self.gave_up
@@ -139,9 +149,127 @@ impl StoreHealth {
     }
 }
 
+/// What [`probe`] looks at, gathered at one moment.
+#[derive(Debug, Clone)]
+pub(crate) struct ProbeInputs {
+    /// The lease store's health.
+    pub(crate) store: WorkerHealth,
+    /// Leases held now.
+    pub(crate) leases_held: u64,
+    /// Since the last successful lease write (a take or a whole renewal run).
+    pub(crate) since_last_lease_write: Duration,
+    /// Half the failover time: how long held leases may go unrenewed.
+    pub(crate) unhealthy_after: Duration,
+    /// Shards whose processor call has been running for at least the stuck limit, longest first.
+    pub(crate) stuck: Vec<(ShardId, Duration)>,
+    /// The stuck limit.
+    pub(crate) stuck_after: Duration,
+}
+
+/// The worker's health for a probe: the store's verdict first, then unrenewed leases, then
+/// the longest-stuck shard.
+pub(crate) fn probe(inputs: ProbeInputs) -> WorkerHealth {
+    if !inputs.store.is_healthy() {
+        return inputs.store;
+    }
+    if inputs.leases_held > 0 && inputs.since_last_lease_write >= inputs.unhealthy_after {
+        return WorkerHealth::Unhealthy {
+            reason: format!(
+                "{} held leases not renewed for {} ms (limit {} ms, half the failover time)",
+                inputs.leases_held,
+                inputs.since_last_lease_write.as_millis(),
+                inputs.unhealthy_after.as_millis()
+            ),
+            failing_for: inputs.since_last_lease_write,
+        };
+    }
+    if let Some((shard_id, running_for)) = inputs.stuck.first() {
+        return WorkerHealth::Unhealthy {
+            reason: format!(
+                "shard {shard_id} stuck: its record processor has been running for {} ms (limit {} ms)",
+                running_for.as_millis(),
+                inputs.stuck_after.as_millis()
+            ),
+            failing_for: *running_for,
+        };
+    }
+    WorkerHealth::Healthy
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_reports_the_first_problem() {
+        let store_down = WorkerHealth::Unhealthy {
+            reason: "sqlite is busy".to_owned(),
+            failing_for: at(6),
+        };
+        let stuck = vec![(ShardId::from_index(1), at(90))];
+        // (name, store, held, since last write, stuck, expected reason fragment or None)
+        type Case = (
+            &'static str,
+            WorkerHealth,
+            u64,
+            u64,
+            Vec<(ShardId, Duration)>,
+            Option<&'static str>,
+        );
+        let cases: [Case; 6] = [
+            ("all well", WorkerHealth::Healthy, 2, 1, vec![], None),
+            (
+                "store down",
+                store_down.clone(),
+                2,
+                1,
+                vec![],
+                Some("sqlite is busy"),
+            ),
+            (
+                "store first",
+                store_down,
+                2,
+                9,
+                stuck.clone(),
+                Some("sqlite is busy"),
+            ),
+            (
+                "unrenewed",
+                WorkerHealth::Healthy,
+                2,
+                5,
+                vec![],
+                Some("not renewed"),
+            ),
+            ("nothing held", WorkerHealth::Healthy, 0, 50, vec![], None),
+            (
+                "stuck",
+                WorkerHealth::Healthy,
+                1,
+                1,
+                stuck,
+                Some("shardId-000000000001 stuck"),
+            ),
+        ];
+        for (name, store, leases_held, since, stuck, expected) in cases {
+            let health = probe(ProbeInputs {
+                store,
+                leases_held,
+                since_last_lease_write: at(since),
+                unhealthy_after: at(5),
+                stuck,
+                stuck_after: at(60),
+            });
+            match (expected, health) {
+                (None, WorkerHealth::Healthy) => {}
+                (Some(fragment), WorkerHealth::Unhealthy { reason, .. }) => {
+                    assert!(reason.contains(fragment), "{name}: {reason}");
+                }
+                (expected, health) => panic!("{name}: expected {expected:?}, got {health:?}"),
+            }
+        }
+    }
 
     fn throttled() -> LeaseStoreError {
         LeaseStoreError::Throttled("sqlite is busy".to_owned())

@@ -11,7 +11,8 @@
 //! - [`client`]: stream clients for any Kinesis HTTP endpoint and (feature `embedded`) the
 //!   in-process broker.
 //! - [`producer`]: the KPL-equivalent `KplProducer` (aggregation, per-shard rate limiting, backpressure) and batched `PutRecords`.
-//! - [`metrics`]: per-worker and per-shard counters; `testing` (feature `testing`): an
+//! - [`metrics`]: per-worker and per-shard counters, also recorded into the `metrics` facade
+//!   under the names in [`series`] (the library never installs a recorder); `testing` (feature `testing`): an
 //!   in-process fleet toolkit.
 //!
 //! ## Features
@@ -108,6 +109,7 @@ pub mod producer;
 pub mod record;
 pub mod retrieval;
 pub mod scheduler;
+pub mod series;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -148,6 +148,20 @@ impl SchedulerHandle {
     pub fn health(&self) -> WorkerHealth {
         self.health.health(self.clock.monotonic())
     }
+
+    /// The health an orchestrator's probe should see: [`SchedulerHandle::health`], plus
+    /// unhealthy when held leases went unrenewed for half the failover time or a shard's
+    /// processor call has been running for `stuck_after` or longer.
+    pub fn probe(&self, stuck_after: Duration) -> WorkerHealth {
+        crate::health::probe(crate::health::ProbeInputs {
+            store: self.health(),
+            leases_held: self.metrics.snapshot_leases_held(),
+            since_last_lease_write: self.metrics.since_last_lease_write(),
+            unhealthy_after: self.health.unhealthy_after(),
+            stuck: self.metrics.stuck_shards(stuck_after),
+            stuck_after,
+        })
+    }
 }
 
 impl Scheduler {
@@ -195,7 +209,7 @@ impl Scheduler {
                 "must be between 1 and 10000",
             ));
         }
-        let metrics = Arc::new(WorkerMetrics::default());
+        let metrics = Arc::new(WorkerMetrics::new(&config.worker_id, config.clock.clone()));
         let shard_sync_now = Arc::new(Notify::new());
         let fan_out = match &config.retrieval {
             RetrievalMode::FanOut(fan_out) => Some(Arc::new(FanOutConsumer::new(
@@ -642,7 +656,9 @@ async fn renewer_loop(ctx: Arc<WorkerContext>, cancel: CancellationToken) {
         }
         let started = clock.monotonic();
         let held = ctx.held_leases();
+        let timing = ctx.metrics.renewal_started();
         let renewed = held.is_empty() || renew_held(&ctx, &held).await;
+        ctx.metrics.renewal_finished(timing, renewed);
         if renewed {
             next_attempt = started + interval;
             retry_pauses.reset();

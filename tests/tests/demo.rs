@@ -13,6 +13,7 @@ async fn the_demo_loses_nothing_through_a_crash_and_a_split() {
         failover: Duration::from_millis(1000),
         phase: Duration::from_millis(1500),
         live_view: false,
+        serve: None,
     })
     .await
     .expect("the demo runs to the end");

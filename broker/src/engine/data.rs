@@ -271,6 +271,13 @@ impl Broker {
         })
     }
 
+    /// The stream a shard iterator of this broker reads, if it is one (for per-stream
+    /// metrics; expiry is not checked).
+    pub fn iterator_stream_name(&self, iterator: &str) -> Option<String> {
+        let (payload, _) = self.inner.sealer.open(TokenKind::ShardIterator, iterator)?;
+        PayloadReader::new(&payload).str().map(str::to_owned)
+    }
+
     /// `GetRecords`.
     pub async fn get_records(
         &self,

@@ -28,6 +28,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod error;
+pub mod metrics;
 pub(crate) mod sigv4;
 pub(crate) mod wire;
 
@@ -220,6 +221,7 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
         .unwrap_or("")
         .to_owned();
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("").to_owned();
+    let started = std::time::Instant::now();
     let outcome = async {
         let body = read_body(&parts.headers, body).await?;
         if let Some(keys) = &state.options.auth {
@@ -231,6 +233,8 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
         dispatch(&state, &operation, format, body).await
     }
     .await;
+    let error_type = outcome.as_ref().err().map(ServerError::aws_type);
+    metrics::request_answered(&operation, error_type, started.elapsed());
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
@@ -284,12 +288,20 @@ async fn dispatch(
     match operation {
         "PutRecords" => {
             let request: PutRecordsRequest = decode_off_thread(format, body_bytes).await?;
-            let output = broker.put_records(request.into_input()?).await?;
+            let input = request.into_input()?;
+            let sizes = metrics::put_records_sizes(&input);
+            let output = broker.put_records(input).await?;
+            metrics::records_put(&sizes, &output);
             success_response(format, &PutRecordsResponse::from(output))
         }
         "GetRecords" => {
             let input = decode::<GetRecordsRequest>(format, body)?.into_input()?;
+            let iterator = input.shard_iterator.clone();
             let output = broker.get_records(input).await?;
+            if !output.records.is_empty() {
+                let stream = broker.iterator_stream_name(&iterator);
+                metrics::records_got(stream, &output.records);
+            }
             let large = output.records.len() > LARGE_RECORD_COUNT;
             let encode = move || match format {
                 WireFormat::Json => Ok(raw_response(format, get_records_json(&output)?)),
@@ -305,7 +317,12 @@ async fn dispatch(
         }
         "PutRecord" => {
             let input = decode::<PutRecordRequest>(format, body)?.into_input()?;
+            let (stream, bytes) = (
+                input.stream.clone(),
+                input.data.len() + input.partition_key.len(),
+            );
             let output = broker.put_record(input).await?;
+            metrics::record_put(&stream, bytes);
             success_response(format, &PutRecordResponse::from(output))
         }
         "GetShardIterator" => {
@@ -481,6 +498,7 @@ fn event_stream_response(
         subscription: kcl_core::stream_client::Subscription,
         shutdown: CancellationToken,
         failed: bool,
+        _open: metrics::OpenSubscription,
     }
     let content_type = format.content_type();
     let initial_payload = format.encode(&wire::Empty {}).unwrap_or_default();
@@ -489,6 +507,7 @@ fn event_stream_response(
         subscription,
         shutdown,
         failed: false,
+        _open: metrics::OpenSubscription::opened(),
     };
     let events = futures::stream::unfold(pump, move |mut pump| async move {
         if pump.failed {

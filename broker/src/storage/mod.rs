@@ -44,6 +44,7 @@ use std::sync::Mutex;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+pub use writer::describe_metrics;
 use writer::{Command, Writer};
 
 /// When the log is fsynced.

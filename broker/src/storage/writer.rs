@@ -140,6 +140,9 @@ impl Writer {
             }
         }
 
+        if !appended.is_empty() {
+            ::metrics::histogram!(GROUP_COMMIT_APPENDS).record(appended.len() as f64);
+        }
         let must_sync = !sync_waiters.is_empty() || stop;
         let outcome = self.write_group(&buffer, &appended, must_sync, dirty, last_sync);
         let metadata_outcomes: Vec<_> = metadata
@@ -199,7 +202,10 @@ impl Writer {
             FsyncPolicy::Never => *dirty && must_sync,
         };
         if sync_now {
-            if let Err(error) = self.active.sync() {
+            let sync_started = Instant::now();
+            let synced = self.active.sync();
+            ::metrics::histogram!(FSYNC_SECONDS).record(sync_started.elapsed().as_secs_f64());
+            if let Err(error) = synced {
                 return Err(self.fail(&error));
             }
             *dirty = false;
@@ -264,4 +270,24 @@ impl Writer {
         }
         segment::sync_dir(&self.log_dir)
     }
+}
+
+/// Time one fsync of the log took (histogram; recorded through the `metrics` facade).
+pub const FSYNC_SECONDS: &str = "kcl_broker_fsync_duration_seconds";
+/// Appends (one put call's records for one shard each) written together by one group commit
+/// (histogram).
+pub const GROUP_COMMIT_APPENDS: &str = "kcl_broker_group_commit_appends";
+
+/// Describes the writer's series to the installed recorder.
+pub fn describe_metrics() {
+    ::metrics::describe_histogram!(
+        FSYNC_SECONDS,
+        ::metrics::Unit::Seconds,
+        "time one fsync of the log took"
+    );
+    ::metrics::describe_histogram!(
+        GROUP_COMMIT_APPENDS,
+        ::metrics::Unit::Count,
+        "appends written together by one group commit"
+    );
 }

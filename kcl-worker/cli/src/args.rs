@@ -78,6 +78,10 @@ pub struct DemoArgs {
     /// Do not print the live view, only the phases and the verdict.
     #[arg(long)]
     pub quiet: bool,
+    /// Serve the live status page and /metrics on ADDR while the demo runs (a bare port
+    /// means loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// Arguments of `kcl worker`.
@@ -123,6 +127,12 @@ pub struct WorkerArgs {
     /// Polling: pause after a GetRecords call that returned no records, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub idle_between_reads_ms: u64,
+    /// Serve GET /metrics (Prometheus) and GET /health on ADDR (a bare port means loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// /health turns 503 when a shard's record processor has been running this long.
+    #[arg(long, default_value_t = 300_000)]
+    pub stuck_shard_after_ms: u64,
 }
 
 /// Arguments of `kcl produce`.
@@ -281,6 +291,10 @@ pub struct StatusArgs {
     /// The stream the application consumes.
     #[arg(long)]
     pub stream: String,
+    /// Serve the live status page (and JSON at /api/status) on ADDR instead of printing once
+    /// (a bare port means loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
 }
 
 /// How a worker retrieves records.

@@ -49,6 +49,8 @@ pub struct DemoConfig {
     pub phase: Duration,
     /// Print the live view every second.
     pub live_view: bool,
+    /// Serve the live status page and `/metrics` here while the demo runs.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 impl Default for DemoConfig {
@@ -60,6 +62,7 @@ impl Default for DemoConfig {
             failover: Duration::from_secs(2),
             phase: Duration::from_secs(5),
             live_view: true,
+            serve: None,
         }
     }
 }
@@ -372,6 +375,10 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
     let client: Arc<dyn StreamClient> = Arc::new(
         kcl_worker::client::embedded::EmbeddedStreamClient::new(broker.clone()),
     );
+    let observe_server = match config.serve {
+        Some(addr) => Some(serve_observability(addr, &store, &client).await?),
+        None => None,
+    };
     let demo = Demo {
         config: config.clone(),
         started: Instant::now(),
@@ -607,5 +614,30 @@ pub async fn run_demo(config: DemoConfig) -> anyhow::Result<DemoVerdict> {
         graceful_shutdown,
     };
     print!("{}", verdict.render());
+    if let Some(server) = observe_server {
+        server.shutdown().await;
+    }
     Ok(verdict)
+}
+
+/// `kcl demo --serve`: the status page of the demo's lease table and the process's metrics.
+async fn serve_observability(
+    addr: std::net::SocketAddr,
+    store: &Arc<dyn LeaseStore>,
+    client: &Arc<dyn StreamClient>,
+) -> anyhow::Result<crate::observe::server::ObserveServer> {
+    let endpoints = crate::observe::server::Endpoints {
+        metrics: Some(crate::observe::exporter::install()?),
+        health: None,
+        status: Some(crate::observe::status::StatusSource {
+            store: store.clone(),
+            stream: Some((client.clone(), STREAM.to_owned())),
+        }),
+    };
+    let server = crate::observe::server::serve(addr, endpoints).await?;
+    println!(
+        "status page: http://{0}/  metrics: http://{0}/metrics",
+        server.local_addr()
+    );
+    Ok(server)
 }

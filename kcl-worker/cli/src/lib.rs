@@ -11,6 +11,7 @@
 //!   [`kcl_worker::producer`]).
 //! - [`leases`]: `kcl leases` and `kcl status`.
 //! - [`demo`]: `kcl demo`, a whole fleet in one process.
+//! - [`observe`]: `--metrics-listen` / `--serve`: Prometheus metrics, health, the status page.
 
 pub mod args;
 pub mod control;
@@ -19,12 +20,14 @@ pub mod kinesis_json;
 pub mod lease_spec;
 pub mod leases;
 pub mod multilang;
+pub mod observe;
 pub mod processors;
 pub mod sink;
 pub mod worker;
 
 use args::{Cli, Command, DemoArgs, LeasesArgs, StatusArgs};
 use kcl_core::lease_store::LeaseStore;
+use kcl_core::stream_client::StreamClient;
 use lease_spec::{LeaseStoreLocation, StorePurpose, open_lease_store};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,6 +54,11 @@ async fn run_demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
         failover: Duration::from_millis(args.failover_ms),
         phase: Duration::from_millis(args.phase_ms),
         live_view: !args.quiet,
+        serve: args
+            .serve
+            .as_deref()
+            .map(|addr| observe::parse_listen_addr("serve", addr))
+            .transpose()?,
     })
     .await?;
     Ok(if verdict.is_success() {
@@ -86,6 +94,10 @@ async fn run_leases(args: LeasesArgs, endpoint: &args::EndpointArgs) -> anyhow::
 async fn run_status(args: StatusArgs, endpoint: &args::EndpointArgs) -> anyhow::Result<ExitCode> {
     let store = open_existing_lease_store(&args.leases, endpoint).await?;
     let client = worker::http_client(endpoint).await?;
+    if let Some(addr) = &args.serve {
+        let addr = observe::parse_listen_addr("serve", addr)?;
+        return serve_status(store, Arc::new(client), &args.stream, addr).await;
+    }
     let mut leases = store.list_leases().await?;
     leases.sort_by(|a, b| a.lease_key.cmp(&b.lease_key));
     let mut rows = leases::lease_rows(&leases);
@@ -93,6 +105,28 @@ async fn run_status(args: StatusArgs, endpoint: &args::EndpointArgs) -> anyhow::
         row.lag_millis = leases::checkpoint_lag(&client, &args.stream, lease).await;
     }
     print_rows(&rows, args.leases.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kcl status --serve`: the live status page of `store` until SIGTERM or SIGINT.
+async fn serve_status(
+    store: Arc<dyn LeaseStore>,
+    client: Arc<dyn StreamClient>,
+    stream: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<ExitCode> {
+    let endpoints = observe::server::Endpoints {
+        status: Some(observe::status::StatusSource {
+            store,
+            stream: Some((client, stream.to_owned())),
+        }),
+        ..observe::server::Endpoints::default()
+    };
+    let server = observe::server::serve(addr, endpoints).await?;
+    println!("serving the status page on http://{}/", server.local_addr());
+    let signal = worker::shutdown_signal().await?;
+    tracing::info!(signal, "stopping the status page");
+    server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

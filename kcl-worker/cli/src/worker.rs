@@ -21,7 +21,7 @@ use kcl_worker::client::{
 use kcl_worker::config::SchedulerConfig;
 use kcl_worker::processor::ShardRecordProcessorFactory;
 use kcl_worker::retrieval::{FanOutConfig, PollingConfig, RetrievalMode};
-use kcl_worker::scheduler::Scheduler;
+use kcl_worker::scheduler::{Scheduler, SchedulerHandle};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,8 +153,35 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
     if args.failover_ms < 10_000 {
         config.parent_shard_poll_interval = Duration::from_millis(args.failover_ms.max(100));
     }
+    // The recorder must exist before the scheduler registers its series.
+    let metrics_listen = args
+        .metrics_listen
+        .as_deref()
+        .map(|addr| crate::observe::parse_listen_addr("metrics-listen", addr))
+        .transpose()?;
+    let exporter = metrics_listen
+        .map(|_| crate::observe::exporter::install())
+        .transpose()?;
     let scheduler = Scheduler::with_shared_factory(config, factory)?;
     let handle = scheduler.handle();
+    let observe_server = match (metrics_listen, exporter) {
+        (Some(addr), Some(exporter)) => {
+            let endpoints = crate::observe::server::Endpoints {
+                metrics: Some(exporter),
+                health: Some(crate::observe::server::HealthSource {
+                    handle: handle.clone(),
+                    stuck_after: Duration::from_millis(args.stuck_shard_after_ms),
+                }),
+                status: None,
+            };
+            let server = crate::observe::server::serve(addr, endpoints)
+                .await
+                .context("--metrics-listen")?;
+            tracing::info!(address = %server.local_addr(), "serving /metrics and /health");
+            Some(server)
+        }
+        _ => None,
+    };
     tracing::info!(
         worker_id = %worker_id,
         stream = %args.stream,
@@ -163,6 +190,16 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         lease_store = %location,
         "worker starting"
     );
+    let exit = supervise(scheduler, handle).await;
+    if let Some(server) = observe_server {
+        server.shutdown().await;
+    }
+    tracing::info!(worker_id = %worker_id, "worker stopped");
+    exit
+}
+
+/// Runs the scheduler until it ends or a signal asks it to stop (a second signal: at once).
+async fn supervise(scheduler: Scheduler, handle: SchedulerHandle) -> anyhow::Result<ExitCode> {
     let mut run = tokio::spawn(scheduler.run());
     tokio::select! {
         finished = &mut run => {
@@ -181,6 +218,5 @@ pub async fn run_worker(args: WorkerArgs, endpoint: &EndpointArgs) -> anyhow::Re
         }
     }
     run.await.context("the worker task failed")??;
-    tracing::info!(worker_id = %worker_id, "worker stopped");
     Ok(ExitCode::SUCCESS)
 }

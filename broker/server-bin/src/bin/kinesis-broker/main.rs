@@ -85,6 +85,9 @@ struct Flags {
     /// How often expired records are dropped, e.g. 60s [default: 60s].
     #[arg(long)]
     retention_check: Option<String>,
+    /// Serve Prometheus metrics at GET /metrics on this address (a bare port means loopback).
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
 
 impl Flags {
@@ -108,6 +111,7 @@ impl Flags {
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             retention_check: self.retention_check.or(file.retention_check),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
         }
     }
 }
@@ -128,6 +132,7 @@ fn parse_duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
 
 struct Settings {
     listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
     storage: Option<StorageConfig>,
     broker: BrokerConfig,
     options: ServerOptions,
@@ -190,8 +195,14 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         Some(text) => parse_duration("retention-check", &text)?.max(Duration::from_secs(1)),
         None => Duration::from_secs(60),
     };
+    let metrics_listen = flags
+        .metrics_listen
+        .as_deref()
+        .map(|text| metrics_listen::parse_addr("metrics-listen", text))
+        .transpose()?;
     Ok(Settings {
         listen,
+        metrics_listen,
         storage,
         broker,
         options: ServerOptions { auth },
@@ -236,6 +247,8 @@ async fn shutdown_signal() {
     }
 }
 
+mod metrics_listen;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -247,6 +260,11 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let settings = settings(read_flags()?)?;
+    // Installed before the broker exists, so every series it records is exported.
+    let metrics_server = match settings.metrics_listen {
+        Some(addr) => Some(metrics_listen::serve(addr).await?),
+        None => None,
+    };
 
     let (broker, journal) = match settings.storage.clone() {
         Some(storage) => {
@@ -324,6 +342,9 @@ async fn main() -> anyhow::Result<()> {
     maintenance.cancel();
     let _ = retention_task.await;
     broker.shutdown().await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.shutdown().await;
+    }
     if let Some(journal) = journal {
         if let Err(error) = journal.sync().await {
             tracing::error!(error = %error, "final log sync failed");
