@@ -507,16 +507,22 @@ async fn race_helper_process() {
         return;
     };
     let store = SqliteLeaseStore::open(&db, "race").await.expect("open");
+    race_in_this_process(&store, &worker, Path::new(&go)).await;
+}
+
+/// The racing side, in a helper process: says it is ready, waits for the go file, then tries to
+/// take every race lease and prints what happened to each.
+async fn race_in_this_process(store: &dyn LeaseStore, worker: &str, go: &Path) {
     // libtest prints "test name ... " without a newline first: mark our lines.
     println!("\nRACE ready");
     std::io::stdout().flush().expect("flush");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !Path::new(&go).exists() {
+    while !go.exists() {
         assert!(Instant::now() < deadline, "never told to go");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     for index in 0..RACE_LEASES {
-        match store.take_lease(&id(index), 0, &worker).await {
+        match store.take_lease(&id(index), 0, worker).await {
             Ok(_) => println!("RACE won {index}"),
             Err(error) if error.is_condition_failed() => println!("RACE lost {index}"),
             Err(error) => println!("RACE error {index} {error}"),
@@ -524,12 +530,15 @@ async fn race_helper_process() {
     }
 }
 
-#[tokio::test]
-async fn two_processes_race_to_take_the_same_leases() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("race.db");
-    let go = dir.path().join("go");
-    let store = SqliteLeaseStore::open(&db, "race").await.expect("open");
+/// Starts two helper processes running the ignored test `helper_test` (each configured by
+/// `configure` and told its worker name), lets them race once both are ready, and checks that
+/// every lease was won exactly once and that `store` shows each winner as the owner.
+async fn race_two_processes(
+    store: &dyn LeaseStore,
+    helper_test: &str,
+    go: &Path,
+    configure: impl Fn(&mut Command),
+) {
     for index in 0..RACE_LEASES {
         store
             .create_lease_if_absent(&Lease::new(id(index), ExtendedSequenceNumber::LATEST))
@@ -540,21 +549,21 @@ async fn two_processes_race_to_take_the_same_leases() {
     let workers = ["process-a", "process-b"];
     let mut children = Vec::new();
     for worker in workers {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args([
                 "--exact",
-                "race_helper_process",
+                helper_test,
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(RACE_DB, &db)
             .env(RACE_WORKER, worker)
-            .env(RACE_GO, &go)
+            .env(RACE_GO, go)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn helper");
+            .stderr(Stdio::null());
+        configure(&mut command);
+        let mut child = command.spawn().expect("spawn helper");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         // Wait until the helper has opened the store.
@@ -568,7 +577,7 @@ async fn two_processes_race_to_take_the_same_leases() {
         }
         children.push((worker, child, stdout));
     }
-    std::fs::write(&go, b"go").expect("go");
+    std::fs::write(go, b"go").expect("go");
     let mut wins: Vec<(u64, &str)> = Vec::new();
     for (worker, mut child, mut stdout) in children {
         let mut output = String::new();
@@ -598,14 +607,22 @@ async fn two_processes_race_to_take_the_same_leases() {
         "exactly one winner each"
     );
     for (index, winner) in wins {
-        let lease = store
-            .get_lease(&id(index))
-            .await
-            .expect("get")
-            .expect("exists");
+        let lease = get(store, index).await;
         assert!(lease.is_owned_by(winner), "lease {index}: {lease:?}");
         assert_eq!(lease.lease_counter, 1);
     }
+}
+
+#[tokio::test]
+async fn two_processes_race_to_take_the_same_leases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("race.db");
+    let go = dir.path().join("go");
+    let store = SqliteLeaseStore::open(&db, "race").await.expect("open");
+    race_two_processes(&store, "race_helper_process", &go, |command| {
+        command.env(RACE_DB, &db);
+    })
+    .await;
 }
 
 #[cfg(feature = "dynamodb")]
@@ -669,20 +686,7 @@ mod dynamodb {
         let store = DynamoDbLeaseStore::connect(DynamoDbOptions::new("race"))
             .await
             .expect("connect");
-        println!("\nRACE ready");
-        std::io::stdout().flush().expect("flush");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !Path::new(&go).exists() {
-            assert!(Instant::now() < deadline, "never told to go");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        for index in 0..RACE_LEASES {
-            match store.take_lease(&id(index), 0, &worker).await {
-                Ok(_) => println!("RACE won {index}"),
-                Err(error) if error.is_condition_failed() => println!("RACE lost {index}"),
-                Err(error) => println!("RACE error {index} {error}"),
-            }
-        }
+        race_in_this_process(&store, &worker, Path::new(&go)).await;
     }
 
     #[tokio::test]
@@ -696,83 +700,20 @@ mod dynamodb {
         let store = DynamoDbLeaseStore::connect(options(&endpoint, "race"))
             .await
             .expect("connect");
-        for index in 0..RACE_LEASES {
-            store
-                .create_lease_if_absent(&Lease::new(id(index), ExtendedSequenceNumber::LATEST))
-                .await
-                .expect("create");
-        }
-        let exe = std::env::current_exe().expect("test binary");
-        let workers = ["process-a", "process-b"];
-        let mut children = Vec::new();
-        for worker in workers {
-            let mut child = Command::new(&exe)
-                .args([
-                    "--exact",
-                    "dynamodb::dynamodb_race_helper_process",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(RACE_ENDPOINT, &endpoint)
-                .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
-                .env("AWS_REGION", "us-east-1")
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
-                .env_remove("AWS_PROFILE")
-                .env(RACE_WORKER, worker)
-                .env(RACE_GO, &go)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn helper");
-            let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let read = stdout.read_line(&mut line).expect("read");
-                assert!(read > 0, "helper exited before it was ready");
-                if line.contains("RACE ready") {
-                    break;
-                }
-            }
-            children.push((worker, child, stdout));
-        }
-        std::fs::write(&go, b"go").expect("go");
-        let mut wins: Vec<(u64, &str)> = Vec::new();
-        for (worker, mut child, mut stdout) in children {
-            let mut output = String::new();
-            std::io::Read::read_to_string(&mut stdout, &mut output).expect("output");
-            assert!(
-                child.wait().expect("wait").success(),
-                "{worker} failed: {output}"
-            );
-            for line in output.lines() {
-                let Some((_, ours)) = line.split_once("RACE ") else {
-                    continue;
-                };
-                let mut words = ours.split_whitespace();
-                match (words.next(), words.next()) {
-                    (Some("won"), Some(index)) => {
-                        wins.push((index.parse().expect("index"), worker));
-                    }
-                    (Some("lost"), Some(_)) => {}
-                    (Some("error"), _) => panic!("{worker}: {line}"),
-                    _ => {}
-                }
-            }
-        }
-        wins.sort_unstable();
-        let won_leases: Vec<u64> = wins.iter().map(|(index, _)| *index).collect();
-        assert_eq!(
-            won_leases,
-            (0..RACE_LEASES).collect::<Vec<_>>(),
-            "exactly one winner each"
-        );
-        for (index, winner) in wins {
-            let lease = get(&store, index).await;
-            assert!(lease.is_owned_by(winner), "lease {index}: {lease:?}");
-            assert_eq!(lease.lease_counter, 1);
-        }
+        race_two_processes(
+            &store,
+            "dynamodb::dynamodb_race_helper_process",
+            &go,
+            |command| {
+                command
+                    .env(RACE_ENDPOINT, &endpoint)
+                    .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
+                    .env("AWS_REGION", "us-east-1")
+                    .env("AWS_ACCESS_KEY_ID", "test")
+                    .env("AWS_SECRET_ACCESS_KEY", "test")
+                    .env_remove("AWS_PROFILE");
+            },
+        )
+        .await;
     }
 }
