@@ -228,15 +228,15 @@ impl RecordingProcessor {
 
     async fn checkpoint(&self, checkpointer: &RecordCheckpointer, at_end: bool) -> bool {
         let (position, result) = if at_end {
-            (
-                ExtendedSequenceNumber::SHARD_END,
-                checkpointer.checkpoint().await,
-            )
+            let position = ExtendedSequenceNumber::SHARD_END;
+            self.record(ObservationKind::CheckpointRequested { position });
+            (position, checkpointer.checkpoint().await)
         } else {
             let Some(position) = self.last_processed else {
                 return true;
             };
             let sequence = position.sequence_number().unwrap_or_default();
+            self.record(ObservationKind::CheckpointRequested { position });
             (
                 position,
                 checkpointer

@@ -27,6 +27,12 @@ pub enum ObservationKind {
         /// Its position.
         position: ExtendedSequenceNumber,
     },
+    /// A checkpoint about to be asked of the checkpointer (recorded before the call, so the
+    /// validator knows when the write was issued, not only when its answer arrived).
+    CheckpointRequested {
+        /// The position asked for.
+        position: ExtendedSequenceNumber,
+    },
     /// A checkpoint attempt and whether the store accepted it.
     Checkpointed {
         /// The position asked for.
@@ -97,7 +103,9 @@ impl ValidationReport {
 /// position and above the session's start; per partition key, records were first processed in
 /// produced order (across parent → child shards); a child shard starts only after each of its
 /// parents (that anyone processed) ended; no checkpoint is accepted from a session after a later
-/// session of the same shard started (no stale checkpoint lands); a later session starts at or
+/// session of the same shard started (no stale checkpoint lands; a checkpoint counts from its
+/// [`CheckpointRequested`](ObservationKind::CheckpointRequested) when one was recorded, since
+/// only a write issued after the later session started is provably stale); a later session starts at or
 /// after the previous sessions' accepted checkpoints (duplicates only after the last checkpoint);
 /// no duplicates at all unless allowed.
 pub fn validate(
@@ -114,6 +122,10 @@ pub fn validate(
     let mut shard_sessions: BTreeMap<&ShardId, Vec<u64>> = BTreeMap::new();
     let mut accepted_checkpoints: HashMap<u64, Vec<(usize, ExtendedSequenceNumber)>> =
         HashMap::new();
+    // When each session last asked for a checkpoint: an accepted checkpoint counts from its
+    // request, because the write may commit before a later session's take even though its answer
+    // arrives after that session started.
+    let mut checkpoint_requested_at: HashMap<u64, usize> = HashMap::new();
     let mut first_start: HashMap<&ShardId, usize> = HashMap::new();
     let mut first_end: HashMap<&ShardId, usize> = HashMap::new();
     let mut touched: HashSet<&ShardId> = HashSet::new();
@@ -151,14 +163,17 @@ pub fn validate(
                 }
                 session_last.insert(session, *position);
             }
-            ObservationKind::Checkpointed {
-                position,
-                accepted: true,
-            } => {
-                accepted_checkpoints
-                    .entry(session)
-                    .or_default()
-                    .push((index, *position));
+            ObservationKind::CheckpointRequested { .. } => {
+                checkpoint_requested_at.insert(session, index);
+            }
+            ObservationKind::Checkpointed { position, accepted } => {
+                let requested_at = checkpoint_requested_at.remove(&session).unwrap_or(index);
+                if *accepted {
+                    accepted_checkpoints
+                        .entry(session)
+                        .or_default()
+                        .push((requested_at, *position));
+                }
             }
             ObservationKind::ShardEnded => {
                 first_end.entry(&observation.shard_id).or_insert(index);
@@ -296,6 +311,14 @@ mod tests {
         obs(shard, session, ObservationKind::Initialized { start: at })
     }
 
+    fn checkpoint_requested(shard: u64, session: u64, n: u128) -> Observation {
+        obs(
+            shard,
+            session,
+            ObservationKind::CheckpointRequested { position: pos(n) },
+        )
+    }
+
     fn checkpoint(shard: u64, session: u64, n: u128, accepted: bool) -> Observation {
         obs(
             shard,
@@ -395,6 +418,33 @@ mod tests {
                     start(0, 1, th),
                     processed(0, 1, 1, "a"),
                     start(0, 2, th),
+                    checkpoint(0, 1, 1, true),
+                    processed(0, 2, 1, "a"),
+                ],
+                true,
+                1,
+            ),
+            (
+                "checkpoint issued before the next session started, answered after: not stale",
+                vec![produced(1, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    checkpoint_requested(0, 1, 1),
+                    start(0, 2, pos(1)),
+                    checkpoint(0, 1, 1, true),
+                ],
+                false,
+                0,
+            ),
+            (
+                "checkpoint issued after the next session started and accepted: stale",
+                vec![produced(1, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    start(0, 2, th),
+                    checkpoint_requested(0, 1, 1),
                     checkpoint(0, 1, 1, true),
                     processed(0, 2, 1, "a"),
                 ],
