@@ -113,9 +113,15 @@ def check_all(kinesis):
     assert described["KeyId"] == "alias/aws/kinesis", described
     found = summary(kinesis)
     assert (found["EncryptionType"], found["KeyId"]) == ("KMS", "alias/aws/kinesis"), found
+    put = kinesis.put_record(StreamName=STREAM, Data=b"x", PartitionKey="k")
+    assert put["EncryptionType"] == "KMS", put
+    batch = kinesis.put_records(StreamName=STREAM, Records=[{"Data": b"y", "PartitionKey": "k"}])
+    assert batch["EncryptionType"] == "KMS", batch
     kinesis.stop_stream_encryption(StreamARN=arn, EncryptionType="KMS", KeyId="alias/aws/kinesis")
     found = summary(kinesis)
     assert found["EncryptionType"] == "NONE" and "KeyId" not in found, found
+    put = kinesis.put_record(StreamName=STREAM, Data=b"x", PartitionKey="k")
+    assert put["EncryptionType"] == "NONE", put
     message = expect_error(
         "ValidationException",
         kinesis.start_stream_encryption,

@@ -73,6 +73,8 @@ async fn encryption_is_recorded_and_reported() {
         .unwrap();
     assert_eq!(summary.encryption_type, "KMS");
     assert_eq!(summary.key_id.as_deref(), Some("alias/aws/kinesis"));
+    let put = broker.put_record(put_input("s", "k", "v")).await.unwrap();
+    assert_eq!(put.encryption_type, "KMS", "puts say KMS while it is on");
 
     // A new key replaces the old one; stopping goes back to NONE without a key.
     broker
@@ -97,6 +99,8 @@ async fn encryption_is_recorded_and_reported() {
         .unwrap();
     assert_eq!(summary.encryption_type, "NONE");
     assert_eq!(summary.key_id, None);
+    let put = broker.put_record(put_input("s", "k", "v")).await.unwrap();
+    assert_eq!(put.encryption_type, "NONE");
 }
 
 #[tokio::test]
@@ -426,6 +430,8 @@ async fn settings_survive_a_restart_in_durable_mode() {
         .expect("the stream is back");
     assert_eq!(summary.encryption_type, "KMS");
     assert_eq!(summary.key_id.as_deref(), Some("alias/aws/kinesis"));
+    let put = second.put_record(put_input("s", "k", "v")).await.unwrap();
+    assert_eq!(put.encryption_type, "KMS");
     assert_eq!(
         summary.shard_level_metrics,
         owned(&["IncomingBytes", "IteratorAgeMilliseconds"])

@@ -317,7 +317,8 @@ pub struct PutRecordOutput {
     pub shard_id: ShardId,
     /// `SequenceNumber`.
     pub sequence_number: kcl_core::kinesis::SequenceNumber,
-    /// `EncryptionType` (always `NONE` here).
+    /// `EncryptionType`: `KMS` while `StartStreamEncryption` is in effect (nothing is really
+    /// encrypted), else `NONE`.
     pub encryption_type: String,
 }
 
@@ -369,7 +370,8 @@ pub struct PutRecordsOutput {
     pub failed_record_count: u32,
     /// `Records`, one per request record, in order.
     pub records: Vec<PutRecordsResultEntry>,
-    /// `EncryptionType` (always `NONE` here).
+    /// `EncryptionType`: `KMS` while `StartStreamEncryption` is in effect (nothing is really
+    /// encrypted), else `NONE`.
     pub encryption_type: String,
 }
 

@@ -1023,6 +1023,7 @@ impl BrokerInner {
             counter,
             retention_hours: AtomicU32::new(MIN_RETENTION_HOURS),
             deleting: AtomicBool::new(false),
+            encrypted: AtomicBool::new(false),
             meta: Mutex::new(StreamMeta {
                 mode,
                 tags,

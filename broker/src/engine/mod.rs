@@ -358,6 +358,7 @@ fn restore_stream(
         counter: AtomicU64::new(counter),
         retention_hours: AtomicU32::new(snapshot.retention_period_hours),
         deleting: AtomicBool::new(false),
+        encrypted: AtomicBool::new(snapshot.encryption_key_id.is_some()),
         meta: Mutex::new(StreamMeta {
             mode: if snapshot.on_demand {
                 StreamMode::OnDemand

@@ -10,6 +10,7 @@ use super::validate::{self, Violations};
 use super::{Broker, BrokerInner, await_durable};
 use crate::engine::api::*;
 use kcl_core::kinesis::KinesisError;
+use std::sync::atomic::Ordering;
 
 /// The shard-level metrics Kinesis knows, in the botocore model's order (`ALL` excluded).
 pub(crate) const METRIC_NAMES: [&str; 7] = [
@@ -137,7 +138,9 @@ impl Broker {
         let ticket = {
             let _control = inner.control_lock();
             let stream = inner.stream_active(stream)?;
+            let encrypted = key_id.is_some();
             state::lock(&stream.meta).encryption_key_id = key_id;
+            stream.encrypted.store(encrypted, Ordering::Release);
             tracing::info!(stream = %stream.name, "stream encryption setting changed");
             inner.journal_metadata()
         };

@@ -264,6 +264,8 @@ pub(crate) struct StreamState {
     pub(crate) retention_hours: AtomicU32,
     /// Set once `DeleteStream` was called (mirrors `meta.deleting_since` for the hot path).
     pub(crate) deleting: AtomicBool,
+    /// Mirrors `meta.encryption_key_id.is_some()` for the put path (`EncryptionType` `KMS`).
+    pub(crate) encrypted: AtomicBool,
     pub(crate) meta: Mutex<StreamMeta>,
     pub(crate) topology: RwLock<Topology>,
 }
