@@ -181,10 +181,12 @@ pub struct StreamDescription {
     pub retention_period_hours: u32,
     /// `StreamCreationTimestamp`.
     pub stream_creation_timestamp: EpochMillis,
-    /// `EnhancedMonitoring[0].ShardLevelMetrics` (always empty here).
+    /// `EnhancedMonitoring[0].ShardLevelMetrics` (see `EnableEnhancedMonitoring`).
     pub shard_level_metrics: Vec<String>,
-    /// `EncryptionType` (always `NONE` here).
+    /// `EncryptionType` (`NONE`, or `KMS` after `StartStreamEncryption`).
     pub encryption_type: String,
+    /// `KeyId` (present with `KMS`).
+    pub key_id: Option<String>,
 }
 
 /// `StreamDescriptionSummary`, the answer of `DescribeStreamSummary`.
@@ -202,10 +204,12 @@ pub struct StreamDescriptionSummary {
     pub retention_period_hours: u32,
     /// `StreamCreationTimestamp`.
     pub stream_creation_timestamp: EpochMillis,
-    /// `EnhancedMonitoring[0].ShardLevelMetrics` (always empty here).
+    /// `EnhancedMonitoring[0].ShardLevelMetrics` (see `EnableEnhancedMonitoring`).
     pub shard_level_metrics: Vec<String>,
-    /// `EncryptionType` (always `NONE` here).
+    /// `EncryptionType` (`NONE`, or `KMS` after `StartStreamEncryption`).
     pub encryption_type: String,
+    /// `KeyId` (present with `KMS`).
+    pub key_id: Option<String>,
     /// `OpenShardCount`.
     pub open_shard_count: u32,
     /// `ConsumerCount`.
@@ -313,7 +317,8 @@ pub struct PutRecordOutput {
     pub shard_id: ShardId,
     /// `SequenceNumber`.
     pub sequence_number: kcl_core::kinesis::SequenceNumber,
-    /// `EncryptionType` (always `NONE` here).
+    /// `EncryptionType`: `KMS` while `StartStreamEncryption` is in effect (nothing is really
+    /// encrypted), else `NONE`.
     pub encryption_type: String,
 }
 
@@ -365,7 +370,8 @@ pub struct PutRecordsOutput {
     pub failed_record_count: u32,
     /// `Records`, one per request record, in order.
     pub records: Vec<PutRecordsResultEntry>,
-    /// `EncryptionType` (always `NONE` here).
+    /// `EncryptionType`: `KMS` while `StartStreamEncryption` is in effect (nothing is really
+    /// encrypted), else `NONE`.
     pub encryption_type: String,
 }
 
@@ -625,4 +631,76 @@ pub struct SubscribeToShardInput {
     pub shard_id: ShardId,
     /// `StartingPosition`.
     pub starting_position: StartingPosition,
+}
+
+/// `EncryptionType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EncryptionType {
+    /// Records are not encrypted.
+    #[default]
+    None,
+    /// Server-side encryption with a KMS key (recorded only: this broker does not encrypt).
+    Kms,
+}
+
+impl EncryptionType {
+    /// The wire name (`NONE` / `KMS`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncryptionType::None => "NONE",
+            EncryptionType::Kms => "KMS",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<EncryptionType> {
+        match text {
+            "NONE" => Some(EncryptionType::None),
+            "KMS" => Some(EncryptionType::Kms),
+            _ => None,
+        }
+    }
+}
+
+/// `StartStreamEncryption` / `StopStreamEncryption` input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEncryptionInput {
+    /// `StreamName` / `StreamARN`.
+    pub stream: StreamRef,
+    /// `EncryptionType` (only `KMS` is accepted, as by Kinesis).
+    pub encryption_type: EncryptionType,
+    /// `KeyId`: a key id, key ARN, alias name or alias ARN (1–2048 characters; not checked
+    /// against any KMS).
+    pub key_id: String,
+}
+
+/// `EnableEnhancedMonitoring` / `DisableEnhancedMonitoring` input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnhancedMonitoringInput {
+    /// `StreamName` / `StreamARN`.
+    pub stream: StreamRef,
+    /// `ShardLevelMetrics`: 1–7 metric names; `ALL` stands for every metric.
+    pub shard_level_metrics: Vec<String>,
+}
+
+/// `EnhancedMonitoringOutput`, the answer of both enhanced-monitoring operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnhancedMonitoringOutput {
+    /// `StreamName`.
+    pub stream_name: String,
+    /// `StreamARN`.
+    pub stream_arn: String,
+    /// `CurrentShardLevelMetrics`: the metrics enabled before the call.
+    pub current_shard_level_metrics: Vec<String>,
+    /// `DesiredShardLevelMetrics`: the metrics enabled after the call.
+    pub desired_shard_level_metrics: Vec<String>,
+}
+
+/// `PutResourcePolicy` input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResourcePolicyInput {
+    /// `ResourceARN`: a stream or consumer ARN.
+    pub resource_arn: String,
+    /// `Policy`: the JSON policy document, stored verbatim (never enforced here).
+    pub policy: String,
 }

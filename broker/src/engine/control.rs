@@ -138,7 +138,10 @@ impl Broker {
         };
         let has_more_shards = shards.len() > page_size;
         shards.truncate(page_size);
-        let mode = state::lock(&stream.meta).mode;
+        let (mode, settings) = {
+            let meta = state::lock(&stream.meta);
+            (meta.mode, super::settings::StreamSettings::of(&meta))
+        };
         Ok(StreamDescription {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
@@ -148,8 +151,9 @@ impl Broker {
             has_more_shards,
             retention_period_hours: stream.retention_hours.load(Ordering::SeqCst),
             stream_creation_timestamp: stream.created_at,
-            shard_level_metrics: Vec::new(),
-            encryption_type: "NONE".to_owned(),
+            shard_level_metrics: settings.shard_level_metrics,
+            encryption_type: settings.encryption_type.as_str().to_owned(),
+            key_id: settings.key_id,
         })
     }
 
@@ -160,9 +164,13 @@ impl Broker {
     ) -> Result<StreamDescriptionSummary, KinesisError> {
         let inner = &self.inner;
         let stream = inner.stream_any(&stream)?;
-        let (mode, consumer_count) = {
+        let (mode, consumer_count, settings) = {
             let meta = state::lock(&stream.meta);
-            (meta.mode, meta.consumers.len())
+            (
+                meta.mode,
+                meta.consumers.len(),
+                super::settings::StreamSettings::of(&meta),
+            )
         };
         Ok(StreamDescriptionSummary {
             stream_name: stream.name.clone(),
@@ -171,8 +179,9 @@ impl Broker {
             stream_mode: mode,
             retention_period_hours: stream.retention_hours.load(Ordering::SeqCst),
             stream_creation_timestamp: stream.created_at,
-            shard_level_metrics: Vec::new(),
-            encryption_type: "NONE".to_owned(),
+            shard_level_metrics: settings.shard_level_metrics,
+            encryption_type: settings.encryption_type.as_str().to_owned(),
+            key_id: settings.key_id,
             open_shard_count: stream.open_shard_count(),
             consumer_count: u32::try_from(consumer_count).unwrap_or(u32::MAX),
         })
@@ -1014,6 +1023,7 @@ impl BrokerInner {
             counter,
             retention_hours: AtomicU32::new(MIN_RETENTION_HOURS),
             deleting: AtomicBool::new(false),
+            encrypted: AtomicBool::new(false),
             meta: Mutex::new(StreamMeta {
                 mode,
                 tags,

@@ -159,7 +159,7 @@ impl Broker {
             (Some(shard_id), Some(sequence_number), None) => Ok(PutRecordOutput {
                 shard_id,
                 sequence_number,
-                encryption_type: "NONE".to_owned(),
+                encryption_type: encryption_type_of(&stream).to_owned(),
             }),
             (_, _, code) => Err(KinesisError::new(
                 KinesisErrorKind::from_aws_type(code.as_deref().unwrap_or("InternalFailure")),
@@ -245,7 +245,7 @@ impl Broker {
         Ok(PutRecordsOutput {
             failed_record_count: u32::try_from(failed).unwrap_or(u32::MAX),
             records: results,
-            encryption_type: "NONE".to_owned(),
+            encryption_type: encryption_type_of(&stream).to_owned(),
         })
     }
 
@@ -627,5 +627,15 @@ impl BrokerInner {
             shard_id,
             position,
         })
+    }
+}
+
+/// The `EncryptionType` a put answers: `KMS` once `StartStreamEncryption` was called (the
+/// records are not really encrypted; see `settings`).
+fn encryption_type_of(stream: &super::state::StreamState) -> &'static str {
+    if stream.encrypted.load(std::sync::atomic::Ordering::Acquire) {
+        super::api::EncryptionType::Kms.as_str()
+    } else {
+        super::api::EncryptionType::None.as_str()
     }
 }

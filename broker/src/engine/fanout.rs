@@ -85,6 +85,7 @@ impl Broker {
                 ),
                 created_at,
                 cancel: CancellationToken::new(),
+                resource_policy: None,
             };
             let consumer = describe(&state);
             meta.consumers.insert(input.consumer_name.clone(), state);
@@ -272,7 +273,7 @@ fn describe(consumer: &ConsumerState) -> Consumer {
 
 impl BrokerInner {
     /// The consumer a reference names, with its stream.
-    fn find_consumer(
+    pub(super) fn find_consumer(
         &self,
         consumer: &ConsumerRef,
     ) -> Result<(Arc<StreamState>, ConsumerState), KinesisError> {

@@ -236,6 +236,15 @@ pub struct StreamSnapshot {
     pub sequence_counter: u64,
     /// When `UpdateShardCount` calls happened, epoch milliseconds (10-per-24-hours rule).
     pub scaling_history_millis: Vec<i64>,
+    /// The KMS key id of `StartStreamEncryption` (`EncryptionType` `KMS`); `None` for `NONE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
+    /// Enabled shard-level metrics (`EnableEnhancedMonitoring`), by their wire names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_level_metrics: Vec<String>,
+    /// The stream's resource policy (`PutResourcePolicy`), verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<String>,
 }
 
 /// One shard's metadata.
@@ -279,6 +288,9 @@ pub struct ConsumerSnapshot {
     pub consumer_name: String,
     /// When it was registered, epoch milliseconds (its ARN ends with these seconds).
     pub created_at_millis: i64,
+    /// The consumer's resource policy (`PutResourcePolicy`), verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<String>,
 }
 
 /// The records recovered for one shard, in sequence-number order.

@@ -65,6 +65,7 @@ mod data;
 mod fanout;
 mod log;
 mod seq;
+mod settings;
 mod state;
 mod throttle;
 pub(crate) mod token;
@@ -343,6 +344,7 @@ fn restore_stream(
                 ),
                 created_at,
                 cancel: CancellationToken::new(),
+                resource_policy: consumer.resource_policy.clone(),
             };
             (consumer.consumer_name.clone(), state)
         })
@@ -356,6 +358,7 @@ fn restore_stream(
         counter: AtomicU64::new(counter),
         retention_hours: AtomicU32::new(snapshot.retention_period_hours),
         deleting: AtomicBool::new(false),
+        encrypted: AtomicBool::new(snapshot.encryption_key_id.is_some()),
         meta: Mutex::new(StreamMeta {
             mode: if snapshot.on_demand {
                 StreamMode::OnDemand
@@ -371,6 +374,12 @@ fn restore_stream(
                 .iter()
                 .map(|millis| EpochMillis(*millis))
                 .collect(),
+            encryption_key_id: snapshot.encryption_key_id.clone(),
+            shard_level_metrics: settings::ShardLevelMetrics::from_names(
+                &snapshot.shard_level_metrics,
+            )
+            .map_err(|name| inconsistent(format!("unknown shard-level metric {name}")))?,
+            resource_policy: snapshot.resource_policy.clone(),
         }),
         topology: RwLock::new(topology),
     })
@@ -742,11 +751,15 @@ fn snapshot_stream(stream: &StreamState) -> StreamSnapshot {
             .map(|consumer| ConsumerSnapshot {
                 consumer_name: consumer.name.clone(),
                 created_at_millis: consumer.created_at.0,
+                resource_policy: consumer.resource_policy.clone(),
             })
             .collect(),
         shards,
         next_shard_index: topology.next_shard_index,
         sequence_counter: stream.counter.load(Ordering::SeqCst),
         scaling_history_millis: meta.scaling_history.iter().map(|at| at.0).collect(),
+        encryption_key_id: meta.encryption_key_id.clone(),
+        shard_level_metrics: meta.shard_level_metrics.names(),
+        resource_policy: meta.resource_policy.clone(),
     }
 }

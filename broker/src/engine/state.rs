@@ -226,6 +226,8 @@ pub(crate) struct ConsumerState {
     pub(crate) created_at: EpochMillis,
     /// Cancelled when the consumer is deregistered (ends its subscriptions).
     pub(crate) cancel: CancellationToken,
+    /// The resource policy attached with `PutResourcePolicy` (stored verbatim, not enforced).
+    pub(crate) resource_policy: Option<String>,
 }
 
 /// A stream's control-plane metadata.
@@ -240,6 +242,12 @@ pub(crate) struct StreamMeta {
     /// Wall and monotonic time of `DeleteStream`.
     pub(crate) deleting_since: Option<(EpochMillis, Duration)>,
     pub(crate) scaling_history: Vec<EpochMillis>,
+    /// The KMS key of `StartStreamEncryption`; `Some` means `EncryptionType` `KMS`.
+    pub(crate) encryption_key_id: Option<String>,
+    /// Enabled shard-level metrics (see `settings::ShardLevelMetrics`).
+    pub(crate) shard_level_metrics: super::settings::ShardLevelMetrics,
+    /// The stream's resource policy (stored verbatim, not enforced).
+    pub(crate) resource_policy: Option<String>,
 }
 
 /// One stream.
@@ -256,6 +264,8 @@ pub(crate) struct StreamState {
     pub(crate) retention_hours: AtomicU32,
     /// Set once `DeleteStream` was called (mirrors `meta.deleting_since` for the hot path).
     pub(crate) deleting: AtomicBool,
+    /// Mirrors `meta.encryption_key_id.is_some()` for the put path (`EncryptionType` `KMS`).
+    pub(crate) encrypted: AtomicBool,
     pub(crate) meta: Mutex<StreamMeta>,
     pub(crate) topology: RwLock<Topology>,
 }

@@ -78,6 +78,25 @@ impl Violations {
         }
     }
 
+    /// Checks that a string member has `min`–`max` characters.
+    pub(crate) fn length(&mut self, value: &str, field: &str, min: usize, max: usize) {
+        let length = value.chars().count();
+        if length > max {
+            self.value(
+                value,
+                field,
+                &format!("Member must have length less than or equal to {max}"),
+            );
+        }
+        if length < min {
+            self.value(
+                value,
+                field,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
+        }
+    }
+
     /// Checks a partition key: 1–256 characters.
     pub(crate) fn partition_key(&mut self, value: &str, field: &str) {
         let length = value.chars().count();

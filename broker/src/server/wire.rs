@@ -12,13 +12,14 @@ use super::error::ServerError;
 use crate::engine::validate::Violations;
 use crate::engine::{
     Consumer, ConsumerRef, CreateStreamInput, DescribeLimitsOutput, DescribeStreamInput,
-    GetRecordsInput, GetShardIteratorInput, ListShardsInput, ListShardsOutput,
-    ListStreamConsumersInput, ListStreamConsumersOutput, ListStreamsInput, ListStreamsOutput,
-    ListTagsForStreamInput, ListTagsForStreamOutput, MergeShardsInput, PutRecordInput,
-    PutRecordOutput, PutRecordsInput, PutRecordsOutput, PutRecordsRequestEntry,
-    RegisterStreamConsumerInput, RemoveTagsFromStreamInput, RetentionPeriodInput, SplitShardInput,
-    StreamDescription, StreamDescriptionSummary, StreamMode, StreamRef, SubscribeToShardInput, Tag,
-    TagResourceInput, UntagResourceInput, UpdateShardCountInput, UpdateShardCountOutput,
+    EncryptionType, EnhancedMonitoringInput, EnhancedMonitoringOutput, GetRecordsInput,
+    GetShardIteratorInput, ListShardsInput, ListShardsOutput, ListStreamConsumersInput,
+    ListStreamConsumersOutput, ListStreamsInput, ListStreamsOutput, ListTagsForStreamInput,
+    ListTagsForStreamOutput, MergeShardsInput, PutRecordInput, PutRecordOutput, PutRecordsInput,
+    PutRecordsOutput, PutRecordsRequestEntry, PutResourcePolicyInput, RegisterStreamConsumerInput,
+    RemoveTagsFromStreamInput, RetentionPeriodInput, SplitShardInput, StreamDescription,
+    StreamDescriptionSummary, StreamEncryptionInput, StreamMode, StreamRef, SubscribeToShardInput,
+    Tag, TagResourceInput, UntagResourceInput, UpdateShardCountInput, UpdateShardCountOutput,
     UpdateStreamModeInput,
 };
 use kcl_core::kinesis::{GetRecordsOutput, SequenceNumber, ShardFilter, ShardId, StartingPosition};
@@ -215,6 +216,8 @@ pub(crate) struct WireStreamDescription {
     stream_creation_timestamp: Timestamp,
     enhanced_monitoring: Vec<EnhancedMetrics>,
     encryption_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
 }
 
 /// `DescribeStream` response.
@@ -244,6 +247,7 @@ impl From<StreamDescription> for DescribeStreamResponse {
                     shard_level_metrics: description.shard_level_metrics,
                 }],
                 encryption_type: description.encryption_type,
+                key_id: description.key_id,
             },
         }
     }
@@ -263,6 +267,7 @@ impl From<StreamDescriptionSummary> for DescribeStreamSummaryResponse {
                     shard_level_metrics: summary.shard_level_metrics,
                 }],
                 encryption_type: summary.encryption_type,
+                key_id: summary.key_id,
                 open_shard_count: summary.open_shard_count,
                 consumer_count: summary.consumer_count,
             },
@@ -738,6 +743,149 @@ impl From<Vec<Tag>> for ListTagsForResourceResponse {
         ListTagsForResourceResponse {
             tags: tags.into_iter().map(WireTag::from).collect(),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream settings: encryption, enhanced monitoring, resource policies
+
+/// `StartStreamEncryption` / `StopStreamEncryption` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct StreamEncryptionRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    encryption_type: Option<String>,
+    key_id: Option<String>,
+}
+
+impl StreamEncryptionRequest {
+    /// The engine request.
+    pub(crate) fn into_input(self) -> Result<StreamEncryptionInput, ServerError> {
+        let mut violations = Violations::default();
+        let encryption_type = violations
+            .required(self.encryption_type, "encryptionType")
+            .and_then(|value| {
+                violations
+                    .one_of(&value, "encryptionType", &["NONE", "KMS"])
+                    .and_then(EncryptionType::parse)
+            });
+        let key_id = violations.required(self.key_id, "keyId");
+        violations.into_result()?;
+        Ok(StreamEncryptionInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            encryption_type: encryption_type.unwrap_or_default(),
+            key_id: key_id.unwrap_or_default(),
+        })
+    }
+}
+
+/// `EnableEnhancedMonitoring` / `DisableEnhancedMonitoring` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct EnhancedMonitoringRequest {
+    stream_name: Option<String>,
+    #[serde(rename = "StreamARN")]
+    stream_arn: Option<String>,
+    shard_level_metrics: Option<Vec<String>>,
+}
+
+impl EnhancedMonitoringRequest {
+    /// The engine request (the metric names are checked by the engine).
+    pub(crate) fn into_input(self) -> Result<EnhancedMonitoringInput, ServerError> {
+        let mut violations = Violations::default();
+        let metrics = violations.required(self.shard_level_metrics, "shardLevelMetrics");
+        violations.into_result()?;
+        Ok(EnhancedMonitoringInput {
+            stream: stream_ref(self.stream_name, self.stream_arn)?,
+            shard_level_metrics: metrics.unwrap_or_default(),
+        })
+    }
+}
+
+/// `EnhancedMonitoringOutput`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct EnhancedMonitoringResponse {
+    stream_name: String,
+    #[serde(rename = "StreamARN")]
+    stream_arn: String,
+    current_shard_level_metrics: Vec<String>,
+    desired_shard_level_metrics: Vec<String>,
+}
+
+impl From<EnhancedMonitoringOutput> for EnhancedMonitoringResponse {
+    fn from(output: EnhancedMonitoringOutput) -> Self {
+        EnhancedMonitoringResponse {
+            stream_name: output.stream_name,
+            stream_arn: output.stream_arn,
+            current_shard_level_metrics: output.current_shard_level_metrics,
+            desired_shard_level_metrics: output.desired_shard_level_metrics,
+        }
+    }
+}
+
+/// `PutResourcePolicy` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct PutResourcePolicyRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+    policy: Option<String>,
+}
+
+impl PutResourcePolicyRequest {
+    /// The engine request; the policy must be a JSON object (it is stored verbatim).
+    pub(crate) fn into_input(self) -> Result<PutResourcePolicyInput, ServerError> {
+        let mut violations = Violations::default();
+        let resource_arn = violations.required(self.resource_arn, "resourceARN");
+        let policy = violations.required(self.policy, "policy");
+        violations.into_result()?;
+        let policy = policy.unwrap_or_default();
+        let is_object = serde_json::from_str::<serde_json::Value>(&policy)
+            .is_ok_and(|document| document.is_object());
+        if !is_object {
+            return Err(crate::engine::validate::invalid_argument(
+                "Policy is not a valid JSON policy document.",
+            )
+            .into());
+        }
+        Ok(PutResourcePolicyInput {
+            resource_arn: resource_arn.unwrap_or_default(),
+            policy,
+        })
+    }
+}
+
+/// `GetResourcePolicy` / `DeleteResourcePolicy` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ResourceArnRequest {
+    #[serde(rename = "ResourceARN")]
+    resource_arn: Option<String>,
+}
+
+impl ResourceArnRequest {
+    /// The resource ARN.
+    pub(crate) fn into_arn(self) -> Result<String, ServerError> {
+        let mut violations = Violations::default();
+        let resource_arn = violations.required(self.resource_arn, "resourceARN");
+        violations.into_result()?;
+        Ok(resource_arn.unwrap_or_default())
+    }
+}
+
+/// `GetResourcePolicy` response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct GetResourcePolicyResponse {
+    policy: String,
+}
+
+impl From<String> for GetResourcePolicyResponse {
+    fn from(policy: String) -> Self {
+        GetResourcePolicyResponse { policy }
     }
 }
 

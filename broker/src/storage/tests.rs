@@ -49,6 +49,9 @@ fn snapshot(shards: &[&str]) -> BrokerSnapshot {
             next_shard_index: shards.len() as u64,
             sequence_counter: 0,
             scaling_history_millis: Vec::new(),
+            encryption_key_id: None,
+            shard_level_metrics: Vec::new(),
+            resource_policy: None,
         }],
     }
 }

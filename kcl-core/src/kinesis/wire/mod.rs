@@ -365,6 +365,9 @@ pub struct WireStreamDescriptionSummary {
     /// `NONE` or `KMS`.
     #[serde(default)]
     pub encryption_type: String,
+    /// The KMS key, when `EncryptionType` is `KMS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// Open shards.
     #[serde(default)]
     pub open_shard_count: u32,
