@@ -34,3 +34,38 @@ pub(crate) fn client_with_keys(
 pub(crate) fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
     client_with_keys(endpoint, "AKIDTEST", "secret")
 }
+
+/// Runs the boto3 script `broker/scripts/SCRIPT` against a fresh in-process server and checks
+/// that it exits successfully and prints `success_line`. Skipped, with the reason printed, when
+/// python3 or boto3 is not installed (CI installs both).
+pub(crate) async fn run_boto3_script(script: &str, success_line: &str) {
+    let has_boto3 = std::process::Command::new("python3")
+        .args(["-c", "import boto3"])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false);
+    if !has_boto3 {
+        println!("skipped: python3 with boto3 is not installed (pip install boto3)");
+        return;
+    }
+    let (_broker, server) = start(ServerOptions::default()).await;
+    let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(server.endpoint())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the boto3 script finishes")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "boto3 script {script} failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(success_line), "{stdout}");
+    server.shutdown().await;
+}
