@@ -1,55 +1,15 @@
 //! The real `kinesis-broker` binary with `--data-dir`: acknowledged records survive SIGKILL,
 //! and a damaged log tail is reported and cut off at restart.
 
+mod broker_process;
+
+use broker_process::start_broker;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-struct BrokerProcess {
-    child: Child,
-    endpoint: String,
-}
-
-async fn start_broker(data_dir: &Path, log_file: &Path) -> BrokerProcess {
-    let log = std::fs::File::create(log_file).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kinesis-broker"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--fsync",
-            "always",
-            "--no-throughput-limits",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start kinesis-broker");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
-        .await
-        .expect("the broker starts within two minutes")
-        .unwrap()
-        .expect("the broker prints its address");
-    let addr = line
-        .strip_prefix("listening on ")
-        .expect("listening on ADDR");
-    BrokerProcess {
-        child,
-        endpoint: format!("http://{addr}"),
-    }
-}
 
 async fn call(
     http: &reqwest::Client,
@@ -129,7 +89,12 @@ async fn acknowledged_records_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let http = reqwest::Client::new();
-    let mut process = start_broker(&data_dir, &dir.path().join("first.log")).await;
+    let mut process = start_broker(
+        &data_dir,
+        &dir.path().join("first.log"),
+        &["--no-throughput-limits"],
+    )
+    .await;
     call(
         &http,
         &process.endpoint,
@@ -193,7 +158,12 @@ async fn acknowledged_records_survive_sigkill() {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
 
-    let process = start_broker(&data_dir, &dir.path().join("second.log")).await;
+    let process = start_broker(
+        &data_dir,
+        &dir.path().join("second.log"),
+        &["--no-throughput-limits"],
+    )
+    .await;
     let recovered = read_all(&http, &process.endpoint, "durable").await;
     for (writer, acks) in acknowledged.iter().enumerate() {
         assert!(!acks.is_empty(), "writer {writer} got acknowledgements");
@@ -248,7 +218,12 @@ async fn a_damaged_log_tail_is_reported_and_cut() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let http = reqwest::Client::new();
-    let mut process = start_broker(&data_dir, &dir.path().join("first.log")).await;
+    let mut process = start_broker(
+        &data_dir,
+        &dir.path().join("first.log"),
+        &["--no-throughput-limits"],
+    )
+    .await;
     call(
         &http,
         &process.endpoint,
@@ -287,7 +262,7 @@ async fn a_damaged_log_tail_is_reported_and_cut() {
     std::fs::write(&segment, &bytes).unwrap();
 
     let log_file = dir.path().join("second.log");
-    let process = start_broker(&data_dir, &log_file).await;
+    let process = start_broker(&data_dir, &log_file, &["--no-throughput-limits"]).await;
     let log = std::fs::read_to_string(&log_file).unwrap();
     assert!(
         log.contains("recovery truncated"),

@@ -3,48 +3,15 @@
 //! after the process is killed with SIGKILL and restarted on the same data directory. Skipped,
 //! with the reason printed, when python3 or boto3 is not installed.
 
+mod broker_process;
+
+use broker_process::start_broker;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/boto3_settings.py");
-
-struct BrokerProcess {
-    child: Child,
-    endpoint: String,
-}
-
-async fn start_broker(data_dir: &Path, log_file: &Path) -> BrokerProcess {
-    let log = std::fs::File::create(log_file).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kinesis-broker"))
-        .args(["--listen", "127.0.0.1:0", "--fsync", "always"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start kinesis-broker");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
-        .await
-        .expect("the broker starts within two minutes")
-        .unwrap()
-        .expect("the broker prints its address");
-    let addr = line
-        .strip_prefix("listening on ")
-        .expect("listening on ADDR");
-    BrokerProcess {
-        child,
-        endpoint: format!("http://{addr}"),
-    }
-}
 
 async fn run_script(endpoint: &str, phase: &str) {
     let run = Command::new("python3")
@@ -83,14 +50,14 @@ async fn stream_settings_survive_sigkill_and_restart() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let mut first = start_broker(&data_dir, &dir.path().join("first.log")).await;
+    let mut first = start_broker(&data_dir, &dir.path().join("first.log"), &[]).await;
     run_script(&first.endpoint, "setup").await;
     run_script(&first.endpoint, "verify").await;
     let pid = Pid::from_raw(first.child.id().unwrap() as i32);
     kill(pid, Signal::SIGKILL).unwrap();
     first.child.wait().await.unwrap();
 
-    let mut second = start_broker(&data_dir, &dir.path().join("second.log")).await;
+    let mut second = start_broker(&data_dir, &dir.path().join("second.log"), &[]).await;
     run_script(&second.endpoint, "verify").await;
     second.child.kill().await.unwrap();
 }
