@@ -3,49 +3,24 @@
 //! after the process is killed with SIGKILL and restarted on the same data directory. Skipped,
 //! with the reason printed, when python3 or boto3 is not installed.
 
+#[path = "../../tests/server_common/boto3.rs"]
+mod boto3;
 mod broker_process;
 
 use broker_process::start_broker;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::time::Duration;
-use tokio::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/boto3_settings.py");
 
 async fn run_script(endpoint: &str, phase: &str) {
-    let run = Command::new("python3")
-        .arg(SCRIPT)
-        .arg(endpoint)
-        .arg(phase)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the boto3 script finishes")
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "boto3 {phase} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!("boto3 settings {phase} passed")),
-        "{stdout}"
-    );
+    let success_line = format!("boto3 settings {phase} passed");
+    boto3::run_boto3_script(SCRIPT, endpoint, &[phase], &success_line).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_settings_survive_sigkill_and_restart() {
-    let has_boto3 = std::process::Command::new("python3")
-        .args(["-c", "import boto3"])
-        .output()
-        .map(|output| output.status.success())
-        .unwrap_or(false);
-    if !has_boto3 {
-        println!("skipped: python3 with boto3 is not installed (pip install boto3)");
+    if !boto3::boto3_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

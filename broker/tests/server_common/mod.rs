@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod boto3;
+
 use aws_sdk_kinesis::config::{Credentials, Region};
 use broker::engine::{Broker, BrokerConfig};
 use broker::server::{RunningServer, ServerOptions};
@@ -39,33 +41,11 @@ pub(crate) fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
 /// that it exits successfully and prints `success_line`. Skipped, with the reason printed, when
 /// python3 or boto3 is not installed (CI installs both).
 pub(crate) async fn run_boto3_script(script: &str, success_line: &str) {
-    let has_boto3 = std::process::Command::new("python3")
-        .args(["-c", "import boto3"])
-        .output()
-        .map(|output| output.status.success())
-        .unwrap_or(false);
-    if !has_boto3 {
-        println!("skipped: python3 with boto3 is not installed (pip install boto3)");
+    if !boto3::boto3_available() {
         return;
     }
     let (_broker, server) = start(ServerOptions::default()).await;
     let script = format!("{}/scripts/{script}", env!("CARGO_MANIFEST_DIR"));
-    let run = tokio::process::Command::new("python3")
-        .arg(&script)
-        .arg(server.endpoint())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("the boto3 script finishes")
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "boto3 script {script} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(success_line), "{stdout}");
+    boto3::run_boto3_script(&script, &server.endpoint(), &[], success_line).await;
     server.shutdown().await;
 }
