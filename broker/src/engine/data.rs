@@ -271,18 +271,21 @@ impl Broker {
         })
     }
 
-    /// The stream a shard iterator of this broker reads, if it is one (for per-stream
-    /// metrics; expiry is not checked).
-    pub fn iterator_stream_name(&self, iterator: &str) -> Option<String> {
-        let (payload, _) = self.inner.sealer.open(TokenKind::ShardIterator, iterator)?;
-        PayloadReader::new(&payload).str().map(str::to_owned)
-    }
-
     /// `GetRecords`.
     pub async fn get_records(
         &self,
         input: GetRecordsInput,
     ) -> Result<GetRecordsOutput, KinesisError> {
+        let (output, _stream_name) = self.get_records_of_stream(input).await?;
+        Ok(output)
+    }
+
+    /// `GetRecords`, with the name of the stream the iterator read (for the server's
+    /// per-stream metrics, without opening the iterator a second time).
+    pub(crate) async fn get_records_of_stream(
+        &self,
+        input: GetRecordsInput,
+    ) -> Result<(GetRecordsOutput, String), KinesisError> {
         let inner = &self.inner;
         let mut violations = Violations::default();
         if let Some(limit) = input.limit {
@@ -354,12 +357,13 @@ impl Broker {
                 .finish();
             inner.sealer.seal(TokenKind::ShardIterator, &payload, now)
         });
-        Ok(GetRecordsOutput {
+        let output = GetRecordsOutput {
             records: read.records,
             next_shard_iterator,
             millis_behind_latest: read.millis_behind_latest,
             child_shards: read.children,
-        })
+        };
+        Ok((output, stream.name.clone()))
     }
 }
 

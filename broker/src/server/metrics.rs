@@ -61,13 +61,12 @@ pub fn describe() {
     crate::storage::describe_metrics();
 }
 
-/// The stream name of a reference (the part after `stream/` of an ARN).
+/// The stream name of a reference (an ARN that does not parse is its own label).
 fn stream_label(stream: &StreamRef) -> String {
     match stream {
         StreamRef::Name(name) => name.clone(),
-        StreamRef::Arn(arn) => arn
-            .rsplit_once("stream/")
-            .map_or(arn.as_str(), |(_, name)| name)
+        StreamRef::Arn(arn) => crate::engine::validate::parse_arn(arn)
+            .map_or(arn.as_str(), |parsed| parsed.stream_name)
             .to_owned(),
     }
 }
@@ -140,10 +139,7 @@ fn records_in(stream: &str, records: u64, bytes: u64) {
 }
 
 /// `GetRecords` returned `records` of `stream` (`None`: not known, not counted).
-pub(crate) fn records_got(stream: Option<String>, records: &[Record]) {
-    let Some(stream) = stream else {
-        return;
-    };
+pub(crate) fn records_got(stream: String, records: &[Record]) {
     let bytes: usize = records
         .iter()
         .map(|record| record.data.len() + record.partition_key.len())

@@ -296,10 +296,8 @@ async fn dispatch(
         }
         "GetRecords" => {
             let input = decode::<GetRecordsRequest>(format, body)?.into_input()?;
-            let iterator = input.shard_iterator.clone();
-            let output = broker.get_records(input).await?;
+            let (output, stream) = broker.get_records_of_stream(input).await?;
             if !output.records.is_empty() {
-                let stream = broker.iterator_stream_name(&iterator);
                 metrics::records_got(stream, &output.records);
             }
             let large = output.records.len() > LARGE_RECORD_COUNT;
