@@ -628,21 +628,12 @@ mod faulty_proxy {
 
 use faulty_proxy::Fault;
 
-fn port_of(server: &LocalDynamoDb) -> u16 {
-    server
-        .endpoint_url()
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .expect("port")
-}
-
 #[tokio::test]
 async fn throttling_is_retried_inside_the_budget_then_reported() {
     let Some(server) = start_server().await else {
         return;
     };
-    let upstream_port = port_of(&server);
+    let upstream_port = server.port();
     // Three throttles, then the real server: connect succeeds after retrying.
     let (port, seen) = faulty_proxy::start(upstream_port, Fault::Throttle(3));
     let through_throttles = options(&server, "throttled")
@@ -703,7 +694,7 @@ async fn a_write_whose_answer_was_lost_is_recognised_when_its_retry_fails_the_co
     // Every first UpdateItem through the proxy is applied by the server, but its answer is lost:
     // the retry then fails its condition (the counter moved), and the store must see that the
     // lease already shows its own write.
-    let (port, _) = faulty_proxy::start(port_of(&server), Fault::LoseUpdateResponses(1));
+    let (port, _) = faulty_proxy::start(server.port(), Fault::LoseUpdateResponses(1));
     let through_proxy = options(&server, "lost-answers")
         .with_endpoint_url(format!("http://127.0.0.1:{port}"))
         .with_retry_budget(Duration::from_secs(10));

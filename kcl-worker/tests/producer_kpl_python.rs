@@ -2,6 +2,9 @@
 //! `aws_kinesis_agg` package (`pip install aws_kinesis_agg`; `.ci/run` installs it). Without
 //! python3 or the package the test is skipped with a loud message.
 
+#[path = "../../kcl-core/tests/support/missing_tool.rs"]
+mod missing_tool;
+
 use broker::engine::{Broker, BrokerConfig, CreateStreamInput};
 use kcl_core::kinesis::StartingPosition;
 use kcl_core::stream_client::StreamClient;
@@ -25,7 +28,7 @@ fn fixture() -> std::path::PathBuf {
 }
 
 /// Why the test cannot run here, if it cannot.
-fn missing_tool() -> Option<String> {
+fn missing_python_package() -> Option<String> {
     match Command::new("python3")
         .args(["-c", "import aws_kinesis_agg"])
         .output()
@@ -134,8 +137,8 @@ fn unhex(text: &str) -> Vec<u8> {
 
 #[test]
 fn aws_kinesis_agg_reads_our_aggregates() {
-    if let Some(reason) = missing_tool() {
-        eprintln!("\n!!!!!!!! SKIPPED aws_kinesis_agg_reads_our_aggregates: {reason} !!!!!!!!\n");
+    if let Some(reason) = missing_python_package() {
+        missing_tool::skip_for_missing_tool("aws_kinesis_agg_reads_our_aggregates", &reason);
         return;
     }
     let records = user_records();

@@ -10,6 +10,9 @@
 //! Needs the `kinesis-broker` and `kcl` binaries of the same profile next to the test
 //! executable: `cargo test -p tests` builds them.
 
+#[path = "../../kcl-core/tests/support/missing_tool.rs"]
+mod missing_tool;
+
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -114,15 +117,16 @@ async fn next_report(
 async fn the_status_page_shows_every_shard_and_follows_a_failover_without_reload()
 -> anyhow::Result<()> {
     let Some(chromium) = find_on_path(&["chromium", "chromium-browser", "google-chrome"]) else {
-        eprintln!(
-            "\n\n!!!!!!!! SKIPPED: chromium is not installed; the status page was NOT tested in a \
-             browser. Install it with `apt-get install -y chromium` (CI does, see .ci/run). !!!!!!!!\n"
+        missing_tool::skip_for_missing_tool(
+            "the status page browser test",
+            "chromium is not installed (`apt-get install -y chromium`; CI does, see .ci/run)",
         );
         return Ok(());
     };
     let Some(python) = find_on_path(&["python3"]) else {
-        eprintln!(
-            "\n\n!!!!!!!! SKIPPED: python3 is not installed; it drives chromium for this test. !!!!!!!!\n"
+        missing_tool::skip_for_missing_tool(
+            "the status page browser test",
+            "python3 is not installed (it drives chromium for this test)",
         );
         return Ok(());
     };

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-/// Whether python3 with boto3 is installed; prints why the test is skipped when it is not (CI
-/// installs both, so nothing skips there).
+#[path = "../../../kcl-core/tests/support/missing_tool.rs"]
+mod missing_tool;
+
+/// Whether python3 with boto3 is installed; when it is not, says loudly that the test is skipped
+/// (or fails it when `KCL_REQUIRE_TEST_TOOLS=1`, as in CI).
 pub(crate) fn boto3_available() -> bool {
     let available = std::process::Command::new("python3")
         .args(["-c", "import boto3"])
@@ -14,7 +17,10 @@ pub(crate) fn boto3_available() -> bool {
         .map(|output| output.status.success())
         .unwrap_or(false);
     if !available {
-        println!("skipped: python3 with boto3 is not installed (pip install boto3)");
+        missing_tool::skip_for_missing_tool(
+            "the boto3 test",
+            "python3 with boto3 is not installed (pip install boto3)",
+        );
     }
     available
 }

@@ -2,7 +2,7 @@
 //! create it when absent (on-demand billing, optional `LeaseOwnerToLeaseKeyIndex`), and wait
 //! until it is `ACTIVE`.
 
-use super::errors::{FailureClass, classify, describe};
+use super::errors::{classify, describe};
 use super::schema::{LEASE_KEY, LEASE_OWNER, LEASE_OWNER_INDEX};
 use super::store::DynamoDbLeaseStore;
 use crate::lease_store::LeaseStoreError;
@@ -214,7 +214,14 @@ impl DynamoDbLeaseStore {
                 tracing::info!(table = %table_name, index = LEASE_OWNER_INDEX, "creating the lease owner index");
                 Ok(())
             }
-            Err(error) if classify(&error) == FailureClass::Unavailable => Ok(()),
+            // Another worker is adding it (or the table is being updated) at the same time.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
             Err(error) => Err(super::errors::to_store_error(
                 classify(&error),
                 &format!("add index {LEASE_OWNER_INDEX} to table {table_name}"),

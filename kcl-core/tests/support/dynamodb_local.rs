@@ -81,6 +81,11 @@ impl LocalDynamoDb {
         Err(last_error.unwrap_or_else(|| std::io::Error::other("server did not start")))
     }
 
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The endpoint URL, `http://127.0.0.1:PORT`.
     pub fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
