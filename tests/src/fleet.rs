@@ -15,7 +15,7 @@ use kcl::args::EndpointArgs;
 use kcl::control::middle_hash_key;
 use kcl::kinesis_json::KinesisJsonApi;
 use kcl::sink::read_jsonl;
-use kcl::worker::{http_client, json_api};
+use kcl::worker::json_api;
 use kcl_core::dynamodb::{DynamoDbLeaseStore, DynamoDbOptions};
 use kcl_core::kinesis::{Shard, ShardFilter, ShardId};
 use kcl_core::lease::Lease;
@@ -315,8 +315,8 @@ impl ProcessFleet {
             endpoint: Some(broker.endpoint()),
             region: Some("us-east-1".to_owned()),
         };
-        let client = http_client(&endpoint).await?;
         let api = json_api(&endpoint).await?;
+        let client = api.client().clone();
         let stream = format!("{name}-stream");
         api.call(
             "CreateStream",

@@ -1,7 +1,7 @@
 //! `kcl stream ...` (the control plane) and `kcl produce`, over a Kinesis HTTP endpoint.
 
 use crate::args::{EndpointArgs, ProduceArgs, StreamArgs, StreamCommand};
-use crate::worker::{http_client, json_api};
+use crate::worker::json_api;
 use anyhow::Context;
 use bytes::Bytes;
 use kcl_core::kinesis::{Shard, ShardId};
@@ -253,8 +253,9 @@ fn render_shards(shards: &[Shard]) -> String {
 
 /// Runs `kcl stream ...`.
 pub async fn run_stream(args: StreamArgs, endpoint: &EndpointArgs) -> anyhow::Result<ExitCode> {
-    let client = http_client(endpoint).await?;
+    // One AWS configuration (profile files, credential provider) for both callers.
     let api = json_api(endpoint).await?;
+    let client = api.client().clone();
     match args.command {
         StreamCommand::Create { name, shards } => {
             api.call(
