@@ -53,10 +53,40 @@ impl ProducerStats {
     }
 }
 
+/// The facade handles of one producer's series, looked up once (label `stream`) so the per-record
+/// paths only touch the handles.
+#[derive(Debug)]
+struct Series {
+    user_records_put: metrics::Counter,
+    user_records_failed: metrics::Counter,
+    kinesis_records_put: metrics::Counter,
+    aggregation_ratio: metrics::Gauge,
+    retries: metrics::Counter,
+    throttles: metrics::Counter,
+    buffered_bytes: metrics::Gauge,
+    put_latency: metrics::Histogram,
+}
+
+impl Series {
+    fn new(stream: &str) -> Self {
+        let label = || [("stream", stream.to_owned())];
+        Series {
+            user_records_put: metrics::counter!(USER_RECORDS_PUT, &label()),
+            user_records_failed: metrics::counter!(USER_RECORDS_FAILED, &label()),
+            kinesis_records_put: metrics::counter!(KINESIS_RECORDS_PUT, &label()),
+            aggregation_ratio: metrics::gauge!(AGGREGATION_RATIO, &label()),
+            retries: metrics::counter!(RETRIES, &label()),
+            throttles: metrics::counter!(THROTTLES, &label()),
+            buffered_bytes: metrics::gauge!(BUFFERED_BYTES, &label()),
+            put_latency: metrics::histogram!(PUT_LATENCY, &label()),
+        }
+    }
+}
+
 /// Live counters of one producer, mirrored to the `metrics` facade.
 #[derive(Debug)]
 pub(crate) struct ProducerMetrics {
-    stream: String,
+    series: Series,
     user_records_put: AtomicU64,
     user_records_failed: AtomicU64,
     kinesis_records_put: AtomicU64,
@@ -71,7 +101,7 @@ pub(crate) struct ProducerMetrics {
 impl ProducerMetrics {
     pub(crate) fn new(stream: &str) -> Self {
         ProducerMetrics {
-            stream: stream.to_owned(),
+            series: Series::new(stream),
             user_records_put: AtomicU64::new(0),
             user_records_failed: AtomicU64::new(0),
             kinesis_records_put: AtomicU64::new(0),
@@ -105,32 +135,32 @@ impl ProducerMetrics {
             .fetch_add(user_records, Ordering::Relaxed)
             + user_records;
         let kinesis = self.kinesis_records_put.fetch_add(1, Ordering::Relaxed) + 1;
-        let stream = self.stream.clone();
-        metrics::counter!(USER_RECORDS_PUT, "stream" => stream.clone()).increment(user_records);
-        metrics::counter!(KINESIS_RECORDS_PUT, "stream" => stream.clone()).increment(1);
-        metrics::gauge!(AGGREGATION_RATIO, "stream" => stream).set(users as f64 / kinesis as f64);
+        self.series.user_records_put.increment(user_records);
+        self.series.kinesis_records_put.increment(1);
+        self.series
+            .aggregation_ratio
+            .set(users as f64 / kinesis as f64);
     }
 
     pub(crate) fn failed(&self, user_records: u64) {
         self.user_records_failed
             .fetch_add(user_records, Ordering::Relaxed);
-        metrics::counter!(USER_RECORDS_FAILED, "stream" => self.stream.clone())
-            .increment(user_records);
+        self.series.user_records_failed.increment(user_records);
     }
 
     pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(RETRIES, "stream" => self.stream.clone()).increment(1);
+        self.series.retries.increment(1);
     }
 
     pub(crate) fn throttled(&self) {
         self.throttles.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(THROTTLES, "stream" => self.stream.clone()).increment(1);
+        self.series.throttles.increment(1);
     }
 
     pub(crate) fn request_done(&self, seconds: f64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        metrics::histogram!(PUT_LATENCY, "stream" => self.stream.clone()).record(seconds);
+        self.series.put_latency.record(seconds);
     }
 
     /// A user record of `bytes` entered the buffer.
@@ -138,13 +168,13 @@ impl ProducerMetrics {
         self.buffered_records.fetch_add(1, Ordering::Relaxed);
         let now = self.buffered_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak_buffered_bytes.fetch_max(now, Ordering::Relaxed);
-        metrics::gauge!(BUFFERED_BYTES, "stream" => self.stream.clone()).set(now as f64);
+        self.series.buffered_bytes.set(now as f64);
     }
 
     /// A user record of `bytes` left the buffer (stored or failed).
     pub(crate) fn released(&self, bytes: u64) {
         self.buffered_records.fetch_sub(1, Ordering::Relaxed);
         let now = self.buffered_bytes.fetch_sub(bytes, Ordering::Relaxed) - bytes;
-        metrics::gauge!(BUFFERED_BYTES, "stream" => self.stream.clone()).set(now as f64);
+        self.series.buffered_bytes.set(now as f64);
     }
 }
