@@ -101,14 +101,13 @@ pub struct StoredRecord {
 /// `max_records` records and [`MAX_BYTES_PER_REQUEST`] bytes, but always at least one.
 pub fn next_batch(pending: &mut VecDeque<ProduceEntry>, max_records: usize) -> Vec<ProduceEntry> {
     let max_records = max_records.clamp(1, MAX_RECORDS_PER_REQUEST);
+    let mut request = super::collector::Collector::new(max_records, MAX_BYTES_PER_REQUEST);
     let mut batch = Vec::new();
-    let mut bytes = 0usize;
     while let Some(entry) = pending.front() {
-        let fits = bytes + entry.request_size() <= MAX_BYTES_PER_REQUEST;
-        if batch.len() == max_records || (!batch.is_empty() && !fits) {
+        if !request.fits(entry.request_size()) {
             break;
         }
-        bytes += entry.request_size();
+        request.add(entry.request_size());
         if let Some(entry) = pending.pop_front() {
             batch.push(entry);
         }

@@ -53,8 +53,9 @@ impl Collector {
 }
 
 /// Splits `sizes` into consecutive requests (the order is kept), each as large as the limits
-/// allow.
-pub fn split_into_requests(sizes: &[usize], max_records: usize, max_bytes: usize) -> Vec<usize> {
+/// allow: the packing rule the producer's task and `batch::next_batch` apply record by record.
+#[cfg(test)]
+fn split_into_requests(sizes: &[usize], max_records: usize, max_bytes: usize) -> Vec<usize> {
     let mut lengths = Vec::new();
     let mut current = Collector::new(max_records, max_bytes);
     for size in sizes {

@@ -63,16 +63,22 @@ impl RateLimiter {
 
     fn state(&mut self, shard: &str, now: Duration) -> &mut ShardState {
         let limits = self.limits;
-        let state = self
-            .shards
-            .entry(shard.to_owned())
-            .or_insert_with(|| ShardState {
-                records: limits.records_per_sec,
-                bytes: limits.bytes_per_sec,
-                factor: 1.0,
-                updated_at: now,
-                last_throttle: None,
-            });
+        // Look up before inserting: the key is allocated only for a shard seen the first time.
+        if !self.shards.contains_key(shard) {
+            self.shards.insert(
+                shard.to_owned(),
+                ShardState {
+                    records: limits.records_per_sec,
+                    bytes: limits.bytes_per_sec,
+                    factor: 1.0,
+                    updated_at: now,
+                    last_throttle: None,
+                },
+            );
+        }
+        let Some(state) = self.shards.get_mut(shard) else {
+            unreachable!("inserted above");
+        };
         let elapsed = now.saturating_sub(state.updated_at).as_secs_f64();
         if elapsed > 0.0 {
             state.factor = (state.factor + elapsed * limits.recovery_per_sec).min(1.0);

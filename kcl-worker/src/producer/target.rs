@@ -164,34 +164,11 @@ impl EmbeddedTarget {
 #[async_trait::async_trait]
 impl PutRecordsTarget for EmbeddedTarget {
     async fn put_records(&self, entries: &[ProduceEntry]) -> Result<Vec<PutOutcome>, KinesisError> {
-        use broker::engine::{PutRecordsInput, PutRecordsRequestEntry, StreamRef};
-        let input = PutRecordsInput {
-            stream: StreamRef::name(self.stream_name.clone()),
-            records: entries
-                .iter()
-                .map(|entry| PutRecordsRequestEntry {
-                    data: entry.data.clone(),
-                    partition_key: entry.partition_key.clone(),
-                    explicit_hash_key: None,
-                })
-                .collect(),
-        };
-        let output = self.broker.put_records(input).await?;
-        Ok(output
-            .records
-            .into_iter()
-            .map(
-                |result| match (result.error_code, result.shard_id, result.sequence_number) {
-                    (None, Some(shard_id), Some(sequence_number)) => PutOutcome::Accepted {
-                        shard_id: shard_id.to_string(),
-                        sequence_number: sequence_number.to_string(),
-                    },
-                    (error_code, _, _) => PutOutcome::Failed {
-                        error_code: error_code.unwrap_or_else(|| "InternalFailure".to_owned()),
-                    },
-                },
-            )
-            .collect())
+        let records: Vec<UserRecord> = entries
+            .iter()
+            .map(|entry| UserRecord::new(entry.partition_key.clone(), entry.data.clone()))
+            .collect();
+        self.put(&records).await
     }
 }
 
