@@ -259,7 +259,8 @@ async fn metrics_cost(records: usize, pairs: usize) {
             .build_recorder(),
     });
     let handle = recorder.inner.handle();
-    metrics::set_global_recorder(ArcRecorder(recorder.clone())).expect("install the recorder");
+    // `metrics` implements `Recorder` for `Arc<R>`: the bench keeps a handle to switch it.
+    metrics::set_global_recorder(recorder.clone()).expect("install the recorder");
     // A discarded warm-up run (allocator, page cache, CPU frequency).
     throughput_once("metrics-warm-up", records).await;
     let (mut off, mut on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -283,58 +284,6 @@ async fn metrics_cost(records: usize, pairs: usize) {
         on / off,
         median(&mut ratios)
     );
-}
-
-/// `set_global_recorder` takes the recorder by value; this shares it with the bench.
-#[derive(Debug)]
-struct ArcRecorder(std::sync::Arc<SwitchableRecorder>);
-
-impl metrics::Recorder for ArcRecorder {
-    fn describe_counter(
-        &self,
-        key: metrics::KeyName,
-        unit: Option<metrics::Unit>,
-        description: metrics::SharedString,
-    ) {
-        self.0.describe_counter(key, unit, description);
-    }
-    fn describe_gauge(
-        &self,
-        key: metrics::KeyName,
-        unit: Option<metrics::Unit>,
-        description: metrics::SharedString,
-    ) {
-        self.0.describe_gauge(key, unit, description);
-    }
-    fn describe_histogram(
-        &self,
-        key: metrics::KeyName,
-        unit: Option<metrics::Unit>,
-        description: metrics::SharedString,
-    ) {
-        self.0.describe_histogram(key, unit, description);
-    }
-    fn register_counter(
-        &self,
-        key: &metrics::Key,
-        metadata: &metrics::Metadata<'_>,
-    ) -> metrics::Counter {
-        self.0.register_counter(key, metadata)
-    }
-    fn register_gauge(
-        &self,
-        key: &metrics::Key,
-        metadata: &metrics::Metadata<'_>,
-    ) -> metrics::Gauge {
-        self.0.register_gauge(key, metadata)
-    }
-    fn register_histogram(
-        &self,
-        key: &metrics::Key,
-        metadata: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        self.0.register_histogram(key, metadata)
-    }
 }
 
 async fn latency(seconds: u64) {
