@@ -631,7 +631,11 @@ async fn serve_observability(
         health: None,
         status: Some(crate::observe::status::StatusSource {
             store: store.clone(),
-            stream: Some((client.clone(), STREAM.to_owned())),
+            stream: Some(crate::observe::status::StreamLag::new(
+                client.clone(),
+                STREAM,
+                kcl_core::clock::SystemClock::shared(),
+            )),
         }),
     };
     let server = crate::observe::server::serve(addr, endpoints).await?;

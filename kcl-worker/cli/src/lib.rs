@@ -118,7 +118,11 @@ async fn serve_status(
     let endpoints = observe::server::Endpoints {
         status: Some(observe::status::StatusSource {
             store,
-            stream: Some((client, stream.to_owned())),
+            stream: Some(observe::status::StreamLag::new(
+                client,
+                stream,
+                kcl_core::clock::SystemClock::shared(),
+            )),
         }),
         ..observe::server::Endpoints::default()
     };

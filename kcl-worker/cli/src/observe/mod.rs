@@ -3,9 +3,11 @@
 //! - [`exporter`]: installs the process's Prometheus recorder (the library never does).
 //! - [`server`]: the HTTP server: `/metrics`, `/health`, `/`, `/fragment`, `/api/status`.
 //! - [`status`]: the status model read from any `LeaseStore` (+ the stream for lag).
+//! - [`lag_cache`]: each shard's lag, measured at most every few seconds.
 //! - [`page`]: the server-rendered HTML and the lineage SVG.
 
 pub mod exporter;
+pub mod lag_cache;
 pub mod page;
 pub mod server;
 pub mod status;

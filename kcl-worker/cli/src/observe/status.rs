@@ -2,7 +2,9 @@
 //! lineage) and every worker with its shards, read from a lease store (any `LeaseStore`:
 //! SQLite, DynamoDB, ...) and, for the lag, the stream.
 
-use crate::leases::{LeaseRow, checkpoint_lag, lease_rows};
+use super::lag_cache::{DEFAULT_LAG_MAX_AGE, LagCache};
+use crate::leases::{LeaseRow, lease_rows};
+use kcl_core::clock::SharedClock;
 use kcl_core::lease_store::{LeaseStore, LeaseStoreError};
 use kcl_core::stream_client::StreamClient;
 use serde::Serialize;
@@ -131,35 +133,67 @@ fn depth_of(
 pub struct StatusSource {
     /// The lease table.
     pub store: Arc<dyn LeaseStore>,
-    /// The stream client and stream name, for each shard's lag (`None`: no lag column).
-    pub stream: Option<(Arc<dyn StreamClient>, String)>,
+    /// The stream client and stream name, and the remembered lags, for each shard's lag
+    /// (`None`: no lag column).
+    pub stream: Option<StreamLag>,
+}
+
+/// What the lag column needs: the stream and the lags measured lately.
+#[derive(Clone)]
+pub struct StreamLag {
+    /// The stream client.
+    pub client: Arc<dyn StreamClient>,
+    /// The stream's name.
+    pub name: String,
+    /// Lags measured lately (shared by every snapshot of this source).
+    pub cache: Arc<LagCache>,
+}
+
+impl StreamLag {
+    /// The lag column of `name` read through `client`, each shard measured at most once per
+    /// [`DEFAULT_LAG_MAX_AGE`] on `clock`.
+    pub fn new(client: Arc<dyn StreamClient>, name: &str, clock: SharedClock) -> Self {
+        StreamLag {
+            client,
+            name: name.to_owned(),
+            cache: Arc::new(LagCache::new(clock, DEFAULT_LAG_MAX_AGE)),
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamLag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamLag")
+            .field("name", &self.name)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for StatusSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatusSource")
-            .field("stream", &self.stream.as_ref().map(|(_, name)| name))
+            .field("stream", &self.stream.as_ref().map(|lag| &lag.name))
             .finish_non_exhaustive()
     }
 }
 
 impl StatusSource {
-    /// Reads the lease table (and each unfinished shard's lag) now.
+    /// Reads the lease table now, with each shard's lag as measured within the cache's age.
     pub async fn snapshot(&self) -> Result<StatusSnapshot, LeaseStoreError> {
         let leases = self.store.list_leases().await?;
         let mut rows = lease_rows(&leases);
-        if let Some((client, stream)) = &self.stream {
-            let by_key: HashMap<String, &kcl_core::lease::Lease> = leases
-                .iter()
-                .map(|lease| (lease.lease_key.to_string(), lease))
-                .collect();
+        if let Some(lag) = &self.stream {
+            let leases: Vec<&kcl_core::lease::Lease> = leases.iter().collect();
+            let lags = lag
+                .cache
+                .lags(lag.client.as_ref(), &lag.name, &leases)
+                .await;
             for row in &mut rows {
-                if let Some(lease) = by_key.get(&row.shard_id) {
-                    row.lag_millis = checkpoint_lag(client.as_ref(), stream, lease).await;
-                }
+                row.lag_millis = lags.get(&row.shard_id).copied().flatten();
             }
         }
-        let stream = self.stream.as_ref().map(|(_, name)| name.clone());
+        let stream = self.stream.as_ref().map(|lag| lag.name.clone());
         Ok(StatusSnapshot::from_rows(stream, rows))
     }
 }
