@@ -83,7 +83,12 @@ async fn http_scenario(retrieval: RetrievalMode) {
     );
     fleet.shutdown_all().await;
     let report = fleet.validate(ValidationRules::default()).await;
-    assert!(report.is_ok(), "{:?}", report.errors);
+    assert!(
+        report.is_ok(),
+        "{:?}\n{}",
+        report.errors,
+        fleet.lifecycle_trail()
+    );
     server.shutdown().await;
 }
 

@@ -5,7 +5,9 @@ use super::pausable::{
     PausableLeaseStore, PausableProcessorFactory, PausableStreamClient, PauseGate,
 };
 use super::recording::{FaultPlan, HoldPlan, ObservationLog, RecordingProcessorFactory};
-use super::validator::{ProducedRecord, ValidationReport, ValidationRules, validate};
+use super::validator::{
+    ObservationKind, ProducedRecord, ValidationReport, ValidationRules, validate,
+};
 use crate::client::EmbeddedStreamClient;
 use crate::config::{FailurePolicy, SchedulerConfig};
 use crate::retrieval::RetrievalMode;
@@ -178,6 +180,27 @@ impl Fleet {
     /// What every processor observed so far.
     pub fn log(&self) -> &ObservationLog {
         &self.log
+    }
+
+    /// Every observation except processed records, one per line with its index, shard, worker
+    /// and session: what a failed validation needs next to its report.
+    pub fn lifecycle_trail(&self) -> String {
+        self.log.inspect(|entries| {
+            let mut trail = String::new();
+            for (index, (_, observation)) in entries.iter().enumerate() {
+                if matches!(observation.kind, ObservationKind::Processed { .. }) {
+                    continue;
+                }
+                trail.push_str(&format!(
+                    "{index} {} {} session {} {:?}\n",
+                    observation.shard_id,
+                    observation.worker_id,
+                    observation.session,
+                    observation.kind
+                ));
+            }
+            trail
+        })
     }
 
     fn workers(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FleetWorker>> {

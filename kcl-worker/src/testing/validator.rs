@@ -102,10 +102,12 @@ impl ValidationReport {
 /// Checks: every produced record was processed; within a session records come in increasing
 /// position and above the session's start; per partition key, records were first processed in
 /// produced order (across parent → child shards); a child shard starts only after each of its
-/// parents (that anyone processed) ended; no checkpoint is accepted from a session after a later
+/// parents (that anyone processed) ended — from the request of an accepted or unanswered `SHARD_END`
+/// checkpoint, since a child may start as soon as that write commits; no checkpoint is accepted from a session after a later
 /// session of the same shard started (no stale checkpoint lands; a checkpoint counts from its
 /// [`CheckpointRequested`](ObservationKind::CheckpointRequested) when one was recorded, since
-/// only a write issued after the later session started is provably stale); a later session starts at or
+/// only a write issued after the later session started is provably stale, and repeating the
+/// session's last checkpoint writes nothing); a later session starts at or
 /// after the previous sessions' accepted checkpoints (duplicates only after the last checkpoint);
 /// no duplicates at all unless allowed.
 pub fn validate(
@@ -126,6 +128,12 @@ pub fn validate(
     // request, because the write may commit before a later session's take even though its answer
     // arrives after that session started.
     let mut checkpoint_requested_at: HashMap<u64, usize> = HashMap::new();
+    // A shard's end counts from the request of its SHARD_END checkpoint: once that write
+    // commits, a child may start, possibly before the parent's processor hears the answer (or
+    // never hears it, when its worker is killed in between). Requests still unanswered at the
+    // end of the log may have committed, so they count too; a refused one does not.
+    let mut shard_end_requested_at: HashMap<u64, usize> = HashMap::new();
+    let mut session_shard: HashMap<u64, &ShardId> = HashMap::new();
     let mut first_start: HashMap<&ShardId, usize> = HashMap::new();
     let mut first_end: HashMap<&ShardId, usize> = HashMap::new();
     let mut touched: HashSet<&ShardId> = HashSet::new();
@@ -163,22 +171,38 @@ pub fn validate(
                 }
                 session_last.insert(session, *position);
             }
-            ObservationKind::CheckpointRequested { .. } => {
+            ObservationKind::CheckpointRequested { position } => {
                 checkpoint_requested_at.insert(session, index);
+                if *position == ExtendedSequenceNumber::SHARD_END {
+                    shard_end_requested_at.insert(session, index);
+                    session_shard.insert(session, &observation.shard_id);
+                }
             }
             ObservationKind::Checkpointed { position, accepted } => {
                 let requested_at = checkpoint_requested_at.remove(&session).unwrap_or(index);
-                if *accepted {
-                    accepted_checkpoints
-                        .entry(session)
-                        .or_default()
-                        .push((requested_at, *position));
+                if *position == ExtendedSequenceNumber::SHARD_END {
+                    shard_end_requested_at.remove(&session);
+                    if *accepted {
+                        note_end(&mut first_end, &observation.shard_id, requested_at);
+                    }
+                }
+                let accepted_before = accepted_checkpoints.entry(session).or_default();
+                // Repeating the session's last checkpoint writes nothing (as in the Java KCL),
+                // so it succeeds even when the lease has just moved: it is not a stale write.
+                let repeated = accepted_before.last().map(|(_, last)| last) == Some(position);
+                if *accepted && !repeated {
+                    accepted_before.push((requested_at, *position));
                 }
             }
             ObservationKind::ShardEnded => {
-                first_end.entry(&observation.shard_id).or_insert(index);
+                note_end(&mut first_end, &observation.shard_id, index);
             }
             _ => {}
+        }
+    }
+    for (session, requested_at) in shard_end_requested_at {
+        if let Some(shard_id) = session_shard.get(&session) {
+            note_end(&mut first_end, shard_id, requested_at);
         }
     }
 
@@ -268,6 +292,12 @@ pub fn validate(
         }
     }
     report
+}
+
+/// Records that `shard_id` may have ended at `index`, keeping the earliest such index.
+fn note_end<'a>(first_end: &mut HashMap<&'a ShardId, usize>, shard_id: &'a ShardId, index: usize) {
+    let end = first_end.entry(shard_id).or_insert(index);
+    *end = (*end).min(index);
 }
 
 #[cfg(test)]
@@ -452,6 +482,20 @@ mod tests {
                 1,
             ),
             (
+                "the last checkpoint repeated after the next session started writes nothing",
+                vec![produced(1, "a")],
+                vec![
+                    start(0, 1, th),
+                    processed(0, 1, 1, "a"),
+                    checkpoint(0, 1, 1, true),
+                    start(0, 2, pos(1)),
+                    checkpoint_requested(0, 1, 1),
+                    checkpoint(0, 1, 1, true),
+                ],
+                false,
+                0,
+            ),
+            (
                 "stale checkpoint rejected is fine",
                 vec![produced(1, "a")],
                 vec![
@@ -504,5 +548,79 @@ mod tests {
         let report = validate(&produced, &bad, &parents, ValidationRules::default());
         // Child before parent, and key order broken across parent → child.
         assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+    }
+
+    #[test]
+    fn a_parent_ends_when_its_shard_end_checkpoint_is_requested() {
+        let th = ExtendedSequenceNumber::TRIM_HORIZON;
+        let end = ExtendedSequenceNumber::SHARD_END;
+        let parents = HashMap::from([(ShardId::from_index(1), vec![ShardId::from_index(0)])]);
+        let produced = vec![produced(1, "a"), produced(5, "a")];
+        let end_requested = obs(0, 1, ObservationKind::CheckpointRequested { position: end });
+        let end_answered = |accepted| {
+            obs(
+                0,
+                1,
+                ObservationKind::Checkpointed {
+                    position: end,
+                    accepted,
+                },
+            )
+        };
+        let head = || vec![start(0, 1, th), processed(0, 1, 1, "a")];
+        let child = || vec![start(1, 2, th), processed(1, 2, 5, "a")];
+        type Case = (&'static str, Vec<Observation>, usize);
+        let cases: Vec<Case> = vec![
+            (
+                "the child starts between the committed write and its answer",
+                [
+                    head(),
+                    vec![end_requested.clone()],
+                    child(),
+                    vec![end_answered(true), obs(0, 1, ObservationKind::ShardEnded)],
+                ]
+                .concat(),
+                0,
+            ),
+            (
+                "the parent's worker is killed before the answer arrives",
+                [head(), vec![end_requested.clone()], child()].concat(),
+                0,
+            ),
+            (
+                "the SHARD_END write was refused: the parent did not end",
+                [
+                    head(),
+                    vec![end_requested.clone(), end_answered(false)],
+                    child(),
+                ]
+                .concat(),
+                1,
+            ),
+            (
+                "the child starts before the SHARD_END checkpoint is requested",
+                [
+                    head(),
+                    child(),
+                    vec![end_requested.clone(), end_answered(true)],
+                ]
+                .concat(),
+                1,
+            ),
+        ];
+        for (name, observations, expected_errors) in cases {
+            let report = validate(
+                &produced,
+                &observations,
+                &parents,
+                ValidationRules::default(),
+            );
+            assert_eq!(
+                report.errors.len(),
+                expected_errors,
+                "{name}: {:?}",
+                report.errors
+            );
+        }
     }
 }
