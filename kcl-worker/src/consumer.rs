@@ -517,6 +517,7 @@ impl Consumer {
             extended_sequence_number: lease.checkpoint,
             pending_checkpoint: lease.pending_checkpoint,
             pending_state: lease.pending_checkpoint_state.clone(),
+            lease_counter: lease.lease_counter,
         };
         if let Err(interrupt) = self
             .with_retries(&mut processor, &Call::Initialize(input), None)

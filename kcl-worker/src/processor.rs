@@ -27,6 +27,11 @@ pub struct InitializationInput {
     pub pending_checkpoint: Option<ExtendedSequenceNumber>,
     /// The application state saved with the pending checkpoint.
     pub pending_state: Option<Vec<u8>>,
+    /// The lease counter when this processor started. Every later acquisition of this shard's
+    /// lease, by any worker, starts with a larger one (a take is conditional on the counter it
+    /// saw and increments it), so it orders the shard's owners: use it as a fencing token for
+    /// the processor's own writes elsewhere.
+    pub lease_counter: u64,
 }
 
 /// One batch of records.

@@ -255,6 +255,7 @@ impl ShardRecordProcessor for RecordingProcessor {
     async fn initialize(&mut self, input: InitializationInput) -> Result<(), ProcessorError> {
         self.record(ObservationKind::Initialized {
             start: input.extended_sequence_number,
+            lease_counter: input.lease_counter,
         });
         Ok(())
     }

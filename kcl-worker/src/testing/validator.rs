@@ -17,6 +17,8 @@ pub enum ObservationKind {
     Initialized {
         /// The checkpoint processing resumed from.
         start: ExtendedSequenceNumber,
+        /// The lease counter of the acquisition: orders the sessions of a shard.
+        lease_counter: u64,
     },
     /// A record handed to `process_records` (and processed successfully).
     Processed {
@@ -134,6 +136,10 @@ pub fn validate(
     // end of the log may have committed, so they count too; a refused one does not.
     let mut shard_end_requested_at: HashMap<u64, usize> = HashMap::new();
     let mut session_shard: HashMap<u64, &ShardId> = HashMap::new();
+    // Sessions of a shard are ordered by their acquisition's lease counter, not by when their
+    // processor started: under load a consumer of an older acquisition may start its processor
+    // after the newer owner's (its checkpoints are then refused).
+    let mut session_counter: HashMap<u64, u64> = HashMap::new();
     let mut first_start: HashMap<&ShardId, usize> = HashMap::new();
     let mut first_end: HashMap<&ShardId, usize> = HashMap::new();
     let mut touched: HashSet<&ShardId> = HashSet::new();
@@ -142,8 +148,12 @@ pub fn validate(
         let session = observation.session;
         touched.insert(&observation.shard_id);
         match &observation.kind {
-            ObservationKind::Initialized { start } => {
+            ObservationKind::Initialized {
+                start,
+                lease_counter,
+            } => {
                 session_start.insert(session, (index, *start));
+                session_counter.insert(session, *lease_counter);
                 shard_sessions
                     .entry(&observation.shard_id)
                     .or_default()
@@ -270,8 +280,9 @@ pub fn validate(
         }
     }
 
-    // Checkpoints across sessions of a shard.
-    for (shard_id, sessions) in shard_sessions {
+    // Checkpoints across sessions of a shard, in acquisition order (stable for equal counters).
+    for (shard_id, mut sessions) in shard_sessions {
+        sessions.sort_by_key(|session| session_counter.get(session).copied().unwrap_or(0));
         for (position, session) in sessions.iter().enumerate() {
             let Some(&(started_at, start)) = session_start.get(session) else {
                 continue;
@@ -337,8 +348,26 @@ mod tests {
         }
     }
 
+    /// A session starting at `at`; its lease counter is its session number (acquisition order
+    /// = start order).
     fn start(shard: u64, session: u64, at: ExtendedSequenceNumber) -> Observation {
-        obs(shard, session, ObservationKind::Initialized { start: at })
+        start_acquired(shard, session, at, session)
+    }
+
+    fn start_acquired(
+        shard: u64,
+        session: u64,
+        at: ExtendedSequenceNumber,
+        lease_counter: u64,
+    ) -> Observation {
+        obs(
+            shard,
+            session,
+            ObservationKind::Initialized {
+                start: at,
+                lease_counter,
+            },
+        )
     }
 
     fn checkpoint_requested(shard: u64, session: u64, n: u128) -> Observation {
@@ -494,6 +523,36 @@ mod tests {
                 ],
                 false,
                 0,
+            ),
+            (
+                "an older acquisition's processor starting late is not the later session",
+                vec![produced(1, "a")],
+                vec![
+                    start_acquired(0, 3, th, 2),
+                    start_acquired(0, 4, th, 1),
+                    processed(0, 4, 1, "a"),
+                    checkpoint_requested(0, 4, 1),
+                    checkpoint(0, 4, 1, false),
+                    processed(0, 3, 1, "a"),
+                    checkpoint_requested(0, 3, 1),
+                    checkpoint(0, 3, 1, true),
+                ],
+                true,
+                0,
+            ),
+            (
+                "a newer acquisition starting later makes the older one's checkpoint stale",
+                vec![produced(1, "a")],
+                vec![
+                    start_acquired(0, 3, th, 1),
+                    start_acquired(0, 4, th, 2),
+                    processed(0, 3, 1, "a"),
+                    checkpoint_requested(0, 3, 1),
+                    checkpoint(0, 3, 1, true),
+                    processed(0, 4, 1, "a"),
+                ],
+                true,
+                1,
             ),
             (
                 "stale checkpoint rejected is fine",
