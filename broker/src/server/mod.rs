@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod regions;
 pub(crate) mod sigv4;
 pub(crate) mod wire;
+pub(crate) mod wire_account;
 
 pub use error::{MAX_BODY_BYTES, ServerError};
 pub use regions::{OpenRegionError, RegionOpener, Regions};
@@ -542,6 +543,38 @@ async fn dispatch(
         "DeleteResourcePolicy" => {
             let arn = decode::<ResourceArnRequest>(format, body)?.into_arn()?;
             broker.delete_resource_policy(&arn).await?;
+            success_response(format, &empty)
+        }
+        "DescribeAccountSettings" => {
+            let _: AnyObject = decode(format, body)?;
+            let settings = broker.describe_account_settings().await?;
+            success_response(
+                format,
+                &wire_account::AccountSettingsResponse::from(settings),
+            )
+        }
+        "UpdateAccountSettings" => {
+            let status = decode::<wire_account::UpdateAccountSettingsRequest>(format, body)?
+                .into_status()?;
+            let settings = broker.update_account_settings(status).await?;
+            success_response(
+                format,
+                &wire_account::AccountSettingsResponse::from(settings),
+            )
+        }
+        "UpdateStreamWarmThroughput" => {
+            let input = decode::<wire_account::UpdateStreamWarmThroughputRequest>(format, body)?
+                .into_input()?;
+            let output = broker.update_stream_warm_throughput(input).await?;
+            success_response(
+                format,
+                &wire_account::UpdateStreamWarmThroughputResponse::from(output),
+            )
+        }
+        "UpdateMaxRecordSize" => {
+            let input =
+                decode::<wire_account::UpdateMaxRecordSizeRequest>(format, body)?.into_input()?;
+            broker.update_max_record_size(input).await?;
             success_response(format, &empty)
         }
         other => Err(ServerError::UnknownOperation(other.to_owned())),
