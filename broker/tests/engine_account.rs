@@ -330,3 +330,35 @@ async fn account_and_capacity_settings_survive_a_restart_in_durable_mode() {
         .expect("the restored limit still applies");
     close(second, journal).await;
 }
+
+#[tokio::test]
+async fn a_large_record_bursts_past_the_write_rate_and_the_shard_then_recovers() {
+    let (clock, config) = manual_config();
+    let config = BrokerConfig {
+        throughput: broker::engine::ThroughputLimits::KINESIS,
+        ..config
+    };
+    let broker = Broker::new(config);
+    create(&broker, "s", 1).await;
+    broker
+        .update_max_record_size(max_record_size(4096))
+        .await
+        .unwrap();
+    // 3 MiB is three seconds of a shard's write rate: accepted on a full bucket...
+    let large = "x".repeat(3 * 1024 * 1024);
+    broker
+        .put_record(put_input("s", "k", &large))
+        .await
+        .expect("a large record fits a full bucket");
+    // ...which is then in debt until the rate has paid it back.
+    let throttled = broker.put_record(put_input("s", "k", "small")).await;
+    assert_kind(throttled, KinesisErrorKind::ProvisionedThroughputExceeded);
+    clock.advance(Duration::from_secs(1));
+    let still = broker.put_record(put_input("s", "k", "small")).await;
+    assert_kind(still, KinesisErrorKind::ProvisionedThroughputExceeded);
+    clock.advance(Duration::from_secs(3));
+    broker
+        .put_record(put_input("s", "k", "small"))
+        .await
+        .expect("the debt is repaid");
+}

@@ -515,8 +515,12 @@ impl BrokerInner {
                         ),
                     });
                     let size = record.size as f64;
+                    // A record larger than one second of throughput (a large record after
+                    // `UpdateMaxRecordSize`) needs a full bucket and leaves it in debt, as
+                    // Kinesis bursts for it and then recovers at the base rate.
+                    let burst = limits.write_bytes_per_sec * limits.scale;
                     let fits = buckets.records.available(now_mono) >= 1.0
-                        && buckets.bytes.available(now_mono) >= size;
+                        && buckets.bytes.available(now_mono) >= size.min(burst);
                     if !fits {
                         results[*index].error_code = Some(
                             KinesisErrorKind::ProvisionedThroughputExceeded
@@ -528,7 +532,7 @@ impl BrokerInner {
                         continue;
                     }
                     buckets.records.try_take(1.0, now_mono);
-                    buckets.bytes.try_take(size, now_mono);
+                    buckets.bytes.take_allowing_debt(size, now_mono);
                 }
                 accepted.push((*index, record));
             }

@@ -337,6 +337,33 @@ fn open_durable_region(
     Ok(broker)
 }
 
+/// The file in the data directory naming the region its top-level store belongs to.
+const REGION_FILE: &str = "REGION";
+
+/// Checks that the data directory's own store belongs to `region` (the `--region` of the
+/// runs that wrote it), recording it on first use, so a restart with another `--region` does
+/// not serve one region's streams as another's.
+fn claim_default_region(storage: &StorageConfig, region: &str) -> anyhow::Result<()> {
+    let path = storage.data_dir.join(REGION_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(recorded) if recorded.trim() == region => Ok(()),
+        Ok(recorded) => bail!(
+            "--region: the data directory {} holds region {}; start with --region {} (other \
+             regions are kept under its regions/ directory)",
+            storage.data_dir.display(),
+            recorded.trim(),
+            recorded.trim()
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&storage.data_dir)
+                .with_context(|| format!("cannot create {}", storage.data_dir.display()))?;
+            std::fs::write(&path, format!("{region}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// The regions found under `DATA_DIR/regions/` (names that are not regions are skipped).
 fn stored_regions(storage: &StorageConfig) -> anyhow::Result<Vec<String>> {
     let dir = storage.data_dir.join("regions");
@@ -368,6 +395,7 @@ async fn open_regions(settings: &Settings, journals: &Journals) -> anyhow::Resul
     };
     let journals = journals.clone();
     tokio::task::spawn_blocking(move || {
+        claim_default_region(&storage, &config.region)?;
         let default = open_durable_region(&storage, &config, &config.region, &journals)?;
         let stored = stored_regions(&storage)?;
         let opener = {
@@ -525,6 +553,7 @@ mod tests {
             fsync-interval-ms = 250
             no-throughput-limits = true
             auth-keys = "A:B"
+            allow-unsigned = true
             "#,
         )
         .unwrap();
@@ -539,16 +568,42 @@ mod tests {
         );
         assert!(!settings.broker.throughput.enabled);
         assert!(settings.options.auth.is_some());
+        assert!(settings.options.allow_unsigned);
+        let defaults = settings_of(&[]);
+        assert!(
+            !defaults.options.allow_unsigned,
+            "requests must be signed by default, as on AWS"
+        );
         assert!(toml::from_str::<Flags>("unknown-key = 1").is_err());
+    }
+
+    fn settings_of(args: &[&str]) -> Settings {
+        let flags =
+            Flags::parse_from(std::iter::once("kinesis-broker").chain(args.iter().copied()));
+        settings(flags).expect("valid flags")
+    }
+
+    #[test]
+    fn a_data_directory_keeps_the_region_it_was_created_for() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = StorageConfig::new(dir.path().join("data"), FsyncPolicy::Never);
+        claim_default_region(&storage, "us-east-1").expect("first use records the region");
+        claim_default_region(&storage, "us-east-1").expect("the same region again");
+        let error = claim_default_region(&storage, "eu-west-1").expect_err("another region");
+        assert!(
+            format!("{error:#}").contains("--region us-east-1"),
+            "{error:#}"
+        );
     }
 
     #[test]
     fn bad_settings_are_refused_with_the_flag_named() {
-        let cases: [&[&str]; 4] = [
+        let cases: [&[&str]; 5] = [
             &["--listen", "nowhere"],
             &["--fsync", "sometimes"],
             &["--account-id", "12"],
             &["--tls-cert", "c.pem"],
+            &["--region", "../elsewhere"],
         ];
         for args in cases {
             let flags =
