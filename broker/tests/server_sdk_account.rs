@@ -242,6 +242,14 @@ async fn clients_of_two_regions_see_separate_streams_with_their_own_arns() -> Te
         .await
         .expect_err("streams are per region");
     assert_eq!(error.code(), Some("ResourceNotFoundException"));
+    // Another region's ARN names no stream of this region.
+    let error = east
+        .describe_stream_summary()
+        .stream_arn(west_orders.stream_arn())
+        .send()
+        .await
+        .expect_err("a eu-west-1 ARN in us-east-1");
+    assert_eq!(error.code(), Some("ResourceNotFoundException"));
 
     let consumer = west
         .register_stream_consumer()
