@@ -6,11 +6,9 @@
 
 mod server_common;
 
-#[path = "../../kcl-core/tests/support/missing_tool.rs"]
-mod missing_tool;
-
 use broker::engine::StreamRef;
 use broker::server::ServerOptions;
+use server_common::boto3::missing_tool;
 use std::time::Duration;
 
 fn find_on_path(names: &[&str]) -> Option<std::path::PathBuf> {
