@@ -38,6 +38,13 @@ async fn cbor_call(
         .post(endpoint)
         .header("content-type", "application/x-amz-cbor-1.1")
         .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+        // Signed in form (as AWS requires); the broker checks no signature without --auth-keys.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=00",
+        )
+        .header("x-amz-date", "20260101T000000Z")
         .body(bytes)
         .send()
         .await
@@ -209,6 +216,13 @@ async fn subscribe_to_shard_frames_events() {
         http.post(&endpoint)
             .header("content-type", "application/x-amz-json-1.1")
             .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+            // Signed in form (as AWS requires); the broker checks no signature without --auth-keys.
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/kinesis/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=00",
+            )
+            .header("x-amz-date", "20260101T000000Z")
             .body(body.to_string())
             .send()
     };

@@ -99,7 +99,12 @@ fn fixture() -> Fixture {
             .unwrap();
         (iterator, consumer.consumer_arn)
     });
-    let state = ServerState::new(broker, ServerOptions::default(), CancellationToken::new());
+    // Bodies are what is fuzzed here, not signatures: accept unsigned requests.
+    let options = ServerOptions {
+        allow_unsigned: true,
+        ..ServerOptions::default()
+    };
+    let state = ServerState::new(broker, options, CancellationToken::new());
     let app = broker::server::router(Arc::new(state));
     Fixture {
         runtime,

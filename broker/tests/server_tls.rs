@@ -43,6 +43,13 @@ async fn serves_https_with_the_given_certificate() {
         .post(&url)
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amz-target", "Kinesis_20131202.ListStreams")
+        // Signed in form (as AWS requires); the broker checks no signature without --auth-keys.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=00",
+        )
+        .header("x-amz-date", "20260101T000000Z")
         .body("{}")
         .send()
         .await

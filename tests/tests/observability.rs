@@ -235,6 +235,13 @@ async fn worker_and_broker_metrics_move_as_records_flow() -> anyhow::Result<()> 
         .post(fleet.endpoint())
         .header("x-amz-target", "Kinesis_20131202.DescribeStreamSummary")
         .header("content-type", "application/x-amz-json-1.1")
+        // Signed in form (as AWS requires); the broker checks no signature without --auth-keys.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=00",
+        )
+        .header("x-amz-date", "20260101T000000Z")
         .body(r#"{"StreamName":"no-such-stream"}"#)
         .send()
         .await?;

@@ -21,6 +21,13 @@ async fn call(
         .post(endpoint)
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+        // Signed in form (as AWS requires); the broker checks no signature without --auth-keys.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/kinesis/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=00",
+        )
+        .header("x-amz-date", "20260101T000000Z")
         .body(body.to_string())
         .send()
         .await

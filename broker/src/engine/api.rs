@@ -214,6 +214,11 @@ pub struct StreamDescriptionSummary {
     pub open_shard_count: u32,
     /// `ConsumerCount`.
     pub consumer_count: u32,
+    /// `WarmThroughput` (on-demand streams of an account with a billing commitment, after
+    /// `UpdateStreamWarmThroughput`).
+    pub warm_throughput: Option<super::account::WarmThroughput>,
+    /// `MaxRecordSizeInKiB` (1024 unless changed by `UpdateMaxRecordSize`).
+    pub max_record_size_kib: u32,
 }
 
 impl From<StreamDescriptionSummary> for kcl_core::kinesis::StreamSummary {

@@ -9,7 +9,7 @@ use kcl_core::kinesis::{
     EpochMillis, HashKeyRange, KinesisError, KinesisErrorKind, Shard, ShardFilter, ShardId,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Default and maximum retention, in hours.
@@ -164,14 +164,26 @@ impl Broker {
     ) -> Result<StreamDescriptionSummary, KinesisError> {
         let inner = &self.inner;
         let stream = inner.stream_any(&stream)?;
-        let (mode, consumer_count, settings) = {
+        let (mode, consumer_count, settings, warm_throughput_mibps) = {
             let meta = state::lock(&stream.meta);
             (
                 meta.mode,
                 meta.consumers.len(),
                 super::settings::StreamSettings::of(&meta),
+                meta.warm_throughput_mibps,
             )
         };
+        // Reported, as by Kinesis, only for on-demand streams of an account with a commitment.
+        let committed = state::lock(&inner.account)
+            .at(inner.now_wall())
+            .status
+            .is_enabled();
+        let warm_throughput = warm_throughput_mibps
+            .filter(|_| committed && mode == StreamMode::OnDemand)
+            .map(|mibps| super::account::WarmThroughput {
+                target_mibps: mibps,
+                current_mibps: mibps,
+            });
         Ok(StreamDescriptionSummary {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
@@ -184,6 +196,10 @@ impl Broker {
             key_id: settings.key_id,
             open_shard_count: stream.open_shard_count(),
             consumer_count: u32::try_from(consumer_count).unwrap_or(u32::MAX),
+            warm_throughput,
+            max_record_size_kib: super::account::bytes_to_kib(
+                stream.max_record_bytes.load(Ordering::Acquire),
+            ),
         })
     }
 
@@ -563,7 +579,13 @@ impl Broker {
             if input.stream_mode == StreamMode::OnDemand {
                 inner.check_on_demand_limit()?;
             }
-            state::lock(&stream.meta).mode = input.stream_mode;
+            let mut meta = state::lock(&stream.meta);
+            meta.mode = input.stream_mode;
+            if input.stream_mode == StreamMode::Provisioned {
+                // Warm throughput exists only for on-demand streams.
+                meta.warm_throughput_mibps = None;
+            }
+            drop(meta);
             inner.journal_metadata()
         };
         await_durable(ticket).await
@@ -1024,6 +1046,7 @@ impl BrokerInner {
             retention_hours: AtomicU32::new(MIN_RETENTION_HOURS),
             deleting: AtomicBool::new(false),
             encrypted: AtomicBool::new(false),
+            max_record_bytes: AtomicUsize::new(self.config.max_record_bytes),
             meta: Mutex::new(StreamMeta {
                 mode,
                 tags,

@@ -110,19 +110,49 @@ pub(crate) fn read_shard(
     }
 }
 
+/// Checks records (field name, data plus partition key bytes) against the stream's record
+/// size limit (`UpdateMaxRecordSize`), with the wording of the model's length constraint.
+fn check_record_sizes(
+    stream: &StreamState,
+    sizes: impl IntoIterator<Item = (String, usize)>,
+) -> Result<(), KinesisError> {
+    let limit = stream.max_record_bytes.load(Ordering::Acquire);
+    let mut violations = Violations::default();
+    for (field, size) in sizes {
+        if size > limit {
+            violations.field(
+                &field,
+                &format!("Member must have length less than or equal to {limit}"),
+            );
+        }
+    }
+    violations.into_result()
+}
+
+impl BrokerInner {
+    /// The largest record any stream may accept (`UpdateMaxRecordSize`'s ceiling, or the
+    /// configured default if that is larger): the request-level check before any lookup.
+    pub(crate) fn largest_record_bytes(&self) -> usize {
+        self.config
+            .max_record_bytes
+            .max(super::account::kib_to_bytes(
+                super::account::MAX_RECORD_SIZE_KIB,
+            ))
+    }
+}
+
 impl Broker {
     /// `PutRecord`.
     pub async fn put_record(&self, input: PutRecordInput) -> Result<PutRecordOutput, KinesisError> {
         let inner = &self.inner;
         let mut violations = Violations::default();
         violations.partition_key(&input.partition_key, "partitionKey");
-        if input.data.len() + input.partition_key.len() > inner.config.max_record_bytes {
+        let record_bytes = input.data.len() + input.partition_key.len();
+        let largest = inner.largest_record_bytes();
+        if record_bytes > largest {
             violations.field(
                 "data",
-                &format!(
-                    "Member must have length less than or equal to {}",
-                    inner.config.max_record_bytes
-                ),
+                &format!("Member must have length less than or equal to {largest}"),
             );
         }
         if let Some(ordering) = &input.sequence_number_for_ordering
@@ -146,6 +176,7 @@ impl Broker {
             .map(|key| validate::explicit_hash_key(key, "explicitHashKey"))
             .transpose()?;
         let stream = inner.stream_for_data(&input.stream)?;
+        check_record_sizes(&stream, [("data".to_owned(), record_bytes)])?;
         let record = prepare(input.data, &input.partition_key, explicit_hash_key);
         let (mut results, tickets) = inner.append(&stream, vec![record]);
         settle(&mut results, tickets).await;
@@ -204,12 +235,12 @@ impl Broker {
                     &format!("records.{member}.member.partitionKey"),
                 );
             }
-            if size > config.max_record_bytes {
+            if size > inner.largest_record_bytes() {
                 violations.field(
                     &format!("records.{member}.member.data"),
                     &format!(
                         "Member must have length less than or equal to {}",
-                        config.max_record_bytes
+                        inner.largest_record_bytes()
                     ),
                 );
             }
@@ -224,6 +255,17 @@ impl Broker {
                 config.max_put_records_bytes / 1_048_576
             )));
         }
+        let sizes: Vec<(String, usize)> = input
+            .records
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                (
+                    format!("records.{}.member.data", index + 1),
+                    entry.data.len() + entry.partition_key.len(),
+                )
+            })
+            .collect();
         let mut prepared = Vec::with_capacity(input.records.len());
         for (index, entry) in input.records.into_iter().enumerate() {
             let explicit_hash_key = entry
@@ -239,6 +281,7 @@ impl Broker {
             prepared.push(prepare(entry.data, &entry.partition_key, explicit_hash_key));
         }
         let stream = inner.stream_for_data(&input.stream)?;
+        check_record_sizes(&stream, sizes)?;
         let (mut results, tickets) = inner.append(&stream, prepared);
         settle(&mut results, tickets).await;
         let failed = results.iter().filter(|result| !result.is_success()).count();
@@ -472,8 +515,12 @@ impl BrokerInner {
                         ),
                     });
                     let size = record.size as f64;
+                    // A record larger than one second of throughput (a large record after
+                    // `UpdateMaxRecordSize`) needs a full bucket and leaves it in debt, as
+                    // Kinesis bursts for it and then recovers at the base rate.
+                    let burst = limits.write_bytes_per_sec * limits.scale;
                     let fits = buckets.records.available(now_mono) >= 1.0
-                        && buckets.bytes.available(now_mono) >= size;
+                        && buckets.bytes.available(now_mono) >= size.min(burst);
                     if !fits {
                         results[*index].error_code = Some(
                             KinesisErrorKind::ProvisionedThroughputExceeded
@@ -485,7 +532,7 @@ impl BrokerInner {
                         continue;
                     }
                     buckets.records.try_take(1.0, now_mono);
-                    buckets.bytes.try_take(size, now_mono);
+                    buckets.bytes.take_allowing_debt(size, now_mono);
                 }
                 accepted.push((*index, record));
             }

@@ -206,6 +206,10 @@ pub struct BrokerSnapshot {
     pub next_stream_uid: u64,
     /// Every stream, including ones being deleted.
     pub streams: Vec<StreamSnapshot>,
+    /// The account's minimum throughput billing commitment (`UpdateAccountSettings`);
+    /// `None` in snapshots of earlier versions (never enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_commitment: Option<super::account::BillingCommitmentSnapshot>,
 }
 
 /// One stream's metadata.
@@ -245,6 +249,12 @@ pub struct StreamSnapshot {
     /// The stream's resource policy (`PutResourcePolicy`), verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_policy: Option<String>,
+    /// The record size limit (`UpdateMaxRecordSize`), KiB; `None`: Kinesis's 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_size_kib: Option<u32>,
+    /// The warm throughput of an on-demand stream (`UpdateStreamWarmThroughput`), MiB/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 /// One shard's metadata.

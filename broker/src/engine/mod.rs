@@ -56,6 +56,7 @@
 //!   [`BrokerConfig::clock`]: retention, iterator expiry, token buckets and timestamps.
 //! - Durability is delegated to a [`Journal`] (see [`journal`]); the default keeps nothing.
 
+pub mod account;
 pub mod api;
 pub mod config;
 pub mod journal;
@@ -71,6 +72,10 @@ mod throttle;
 pub(crate) mod token;
 pub(crate) mod validate;
 
+pub use account::{
+    BillingCommitment, BillingCommitmentSnapshot, CommitmentStatus, UpdateMaxRecordSizeInput,
+    UpdateStreamWarmThroughputInput, UpdateStreamWarmThroughputOutput, WarmThroughput,
+};
 pub use api::*;
 pub use config::{BrokerConfig, ThroughputLimits};
 pub use journal::{
@@ -83,7 +88,7 @@ use kcl_core::clock::SharedClock;
 use kcl_core::kinesis::{EpochMillis, KinesisError, KinesisErrorKind, ShardId};
 use state::{ConsumerState, ShardEnd, ShardState, StreamMeta, StreamState, Topology};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use token::TokenSealer;
@@ -148,6 +153,8 @@ pub(crate) struct BrokerInner {
     pub(crate) subscriptions: Mutex<HashMap<(String, ShardId), ActiveSubscription>>,
     pub(crate) next_subscription_id: AtomicU64,
     pub(crate) fan_out_budgets: Mutex<HashMap<(String, ShardId), SharedBucket>>,
+    /// The account's minimum throughput billing commitment (`UpdateAccountSettings`).
+    pub(crate) account: Mutex<account::BillingCommitment>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -160,15 +167,21 @@ impl Broker {
 
     /// An empty broker that reports every change to `journal`.
     pub fn with_journal(config: BrokerConfig, journal: SharedJournal) -> Broker {
-        Broker::from_parts(config, journal, rand::random(), 0, BTreeMap::new())
+        Broker::from_parts(
+            config,
+            journal,
+            (rand::random(), 0),
+            BTreeMap::new(),
+            BillingCommitment::default(),
+        )
     }
 
     fn from_parts(
         config: BrokerConfig,
         journal: SharedJournal,
-        token_key: [u8; 32],
-        next_stream_uid: u64,
+        (token_key, next_stream_uid): ([u8; 32], u64),
         streams: BTreeMap<String, Arc<StreamState>>,
+        account: BillingCommitment,
     ) -> Broker {
         let clock = Arc::clone(&config.clock);
         Broker {
@@ -182,6 +195,7 @@ impl Broker {
                 subscriptions: Mutex::new(HashMap::new()),
                 next_subscription_id: AtomicU64::new(0),
                 fan_out_budgets: Mutex::new(HashMap::new()),
+                account: Mutex::new(account),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 config,
@@ -232,9 +246,12 @@ impl Broker {
         Ok(Broker::from_parts(
             config,
             journal,
-            snapshot.token_key,
-            snapshot.next_stream_uid,
+            (snapshot.token_key, snapshot.next_stream_uid),
             streams,
+            snapshot
+                .billing_commitment
+                .map(BillingCommitment::from)
+                .unwrap_or_default(),
         ))
     }
 
@@ -359,6 +376,11 @@ fn restore_stream(
         retention_hours: AtomicU32::new(snapshot.retention_period_hours),
         deleting: AtomicBool::new(false),
         encrypted: AtomicBool::new(snapshot.encryption_key_id.is_some()),
+        max_record_bytes: AtomicUsize::new(account::kib_to_bytes(
+            snapshot
+                .max_record_size_kib
+                .unwrap_or(account::MIN_RECORD_SIZE_KIB),
+        )),
         meta: Mutex::new(StreamMeta {
             mode: if snapshot.on_demand {
                 StreamMode::OnDemand
@@ -380,6 +402,7 @@ fn restore_stream(
             )
             .map_err(|name| inconsistent(format!("unknown shard-level metric {name}")))?,
             resource_policy: snapshot.resource_policy.clone(),
+            warm_throughput_mibps: snapshot.warm_throughput_mibps,
         }),
         topology: RwLock::new(topology),
     })
@@ -677,6 +700,7 @@ impl BrokerInner {
                 .iter()
                 .map(|stream| snapshot_stream(stream))
                 .collect(),
+            billing_commitment: Some((*state::lock(&self.account)).into()),
         }
     }
 
@@ -761,5 +785,9 @@ fn snapshot_stream(stream: &StreamState) -> StreamSnapshot {
         encryption_key_id: meta.encryption_key_id.clone(),
         shard_level_metrics: meta.shard_level_metrics.names(),
         resource_policy: meta.resource_policy.clone(),
+        max_record_size_kib: Some(account::bytes_to_kib(
+            stream.max_record_bytes.load(Ordering::Acquire),
+        )),
+        warm_throughput_mibps: meta.warm_throughput_mibps,
     }
 }

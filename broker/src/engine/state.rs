@@ -12,7 +12,7 @@ use kcl_core::kinesis::{
     ShardId,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -248,6 +248,8 @@ pub(crate) struct StreamMeta {
     pub(crate) shard_level_metrics: super::settings::ShardLevelMetrics,
     /// The stream's resource policy (stored verbatim, not enforced).
     pub(crate) resource_policy: Option<String>,
+    /// The warm throughput of an on-demand stream (`UpdateStreamWarmThroughput`), MiB/s.
+    pub(crate) warm_throughput_mibps: Option<u32>,
 }
 
 /// One stream.
@@ -266,6 +268,9 @@ pub(crate) struct StreamState {
     pub(crate) deleting: AtomicBool,
     /// Mirrors `meta.encryption_key_id.is_some()` for the put path (`EncryptionType` `KMS`).
     pub(crate) encrypted: AtomicBool,
+    /// The largest record (data plus partition key) `PutRecord(s)` accept, in bytes
+    /// (`UpdateMaxRecordSize`).
+    pub(crate) max_record_bytes: AtomicUsize,
     pub(crate) meta: Mutex<StreamMeta>,
     pub(crate) topology: RwLock<Topology>,
 }

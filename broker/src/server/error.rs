@@ -5,9 +5,10 @@
 
 use kcl_core::kinesis::{KinesisError, KinesisErrorKind};
 
-/// The largest request body the server reads: a maximal `PutRecords` (500 records of up to
-/// 1 MiB, 5 MiB in total) base64-encoded in JSON, with room to spare.
-pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+/// The largest request body the server reads: a maximal record (10 MiB after
+/// `UpdateMaxRecordSize`, see `engine::account`) or `PutRecords` (5 MiB) base64-encoded in
+/// JSON, with room to spare.
+pub const MAX_BODY_BYTES: usize = 15 * 1024 * 1024;
 
 /// Everything that can go wrong answering a request, shaped as AWS shapes it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,8 +6,16 @@
 //!   request's format (the crate-private `codec` and `wire` modules).
 //! - Errors as AWS shapes them: status, `x-amzn-ErrorType`, `{"__type","message"}`
 //!   ([`ServerError`]); every answer carries `x-amzn-RequestId`.
-//! - SigV4: any signed (or unsigned) request is accepted by default; with
-//!   [`ServerOptions::auth`] signatures are verified against [`AuthKeys`].
+//! - SigV4: as AWS, every request must carry a well-formed signature (`Authorization`
+//!   header or presigned query): none is `MissingAuthenticationTokenException`, a malformed
+//!   one `IncompleteSignatureException`. The signature itself is checked only with
+//!   [`ServerOptions::auth`] (against [`AuthKeys`]); [`ServerOptions::allow_unsigned`] accepts
+//!   unsigned requests for local use.
+//! - The caller's region: the region of the request's credential scope picks the engine
+//!   ([`Regions`]); streams are per region as in AWS.
+//! - CORS as AWS answers it: `OPTIONS` preflights with `Origin`, and
+//!   `Access-Control-Allow-Origin` / `-Expose-Headers` on answers to requests with `Origin`
+//!   (the crate-private `cors` module).
 //! - `SubscribeToShard` answers an `application/vnd.amazon.eventstream`
 //!   ([`kcl_core::eventstream`]).
 //! - `GET /health` answers `{"status":"ok"}`.
@@ -27,13 +35,17 @@
 //! ```
 
 pub(crate) mod codec;
+pub(crate) mod cors;
 pub(crate) mod error;
 pub mod metrics;
+pub mod regions;
 pub(crate) mod sigv4;
 pub(crate) mod wire;
+pub(crate) mod wire_account;
 
 pub use error::{MAX_BODY_BYTES, ServerError};
-pub use sigv4::{AuthKeys, ParseAuthKeysError};
+pub use regions::{OpenRegionError, RegionOpener, Regions};
+pub use sigv4::{AuthKeys, ParseAuthKeysError, is_region_name};
 
 use crate::engine::Broker;
 use axum::Router;
@@ -56,26 +68,40 @@ use tokio_util::sync::CancellationToken;
 pub const TARGET_PREFIX: &str = "Kinesis_20131202.";
 
 /// How the server treats requests.
+///
+/// The default is AWS's behaviour: every request must be signed (a well-formed SigV4
+/// `Authorization` header or presigned query), but any access key and secret pass.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
-    /// Verify SigV4 signatures against these keys; `None` accepts every request.
+    /// Verify SigV4 signatures against these keys; `None` checks only that a request is
+    /// signed, with any key.
     pub auth: Option<AuthKeys>,
+    /// Accept requests without any signature (no `Authorization` header), as a local
+    /// convenience; they are served in the default region. `false` (the default) answers
+    /// them `MissingAuthenticationTokenException` as AWS does. Ignored when [`Self::auth`]
+    /// is set: then every request must be signed with one of its keys.
+    pub allow_unsigned: bool,
 }
 
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct ServerState {
-    broker: Broker,
+    regions: Regions,
     options: ServerOptions,
     /// Cancelled at shutdown: ends open `SubscribeToShard` streams so shutdown can finish.
     shutdown: CancellationToken,
 }
 
 impl ServerState {
-    /// State for `broker` with `options`; `shutdown` ends event streams when cancelled.
-    pub fn new(broker: Broker, options: ServerOptions, shutdown: CancellationToken) -> Self {
+    /// State serving `regions` (a [`Broker`] converts: its region, plus in-memory engines for
+    /// regions opened later) with `options`; `shutdown` ends event streams when cancelled.
+    pub fn new(
+        regions: impl Into<Regions>,
+        options: ServerOptions,
+        shutdown: CancellationToken,
+    ) -> Self {
         ServerState {
-            broker,
+            regions: regions.into(),
             options,
             shutdown,
         }
@@ -206,7 +232,35 @@ fn now_epoch_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Checks the request's signature as configured and answers the region it names.
+async fn authenticate(
+    state: &ServerState,
+    parts: &axum::http::request::Parts,
+    body: &Bytes,
+) -> Result<Option<String>, ServerError> {
+    if let Some(keys) = &state.options.auth {
+        verify_signature(parts, body, keys).await?;
+        return Ok(sigv4::credential_region(&parts.uri, &parts.headers));
+    }
+    if state.options.allow_unsigned {
+        return Ok(sigv4::credential_region(&parts.uri, &parts.headers));
+    }
+    sigv4::require_signature(&parts.uri, &parts.headers).map(Some)
+}
+
 async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    let cross_origin = cors::has_origin(request.headers());
+    if cross_origin && request.method() == Method::OPTIONS {
+        return cors::preflight(request.headers());
+    }
+    let mut response = answer(&state, request).await;
+    if cross_origin {
+        cors::decorate(response.headers_mut());
+    }
+    response
+}
+
+async fn answer(state: &ServerState, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let format = WireFormat::from_content_type(
         parts
@@ -224,13 +278,12 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
     let started = std::time::Instant::now();
     let outcome = async {
         let body = read_body(&parts.headers, body).await?;
-        if let Some(keys) = &state.options.auth {
-            verify_signature(&parts, &body, keys).await?;
-        }
-        if parts.method != Method::POST || operation.is_empty() {
+        if parts.method != Method::POST || !is_known_operation(&operation) {
             return Err(ServerError::UnknownOperation(target.clone()));
         }
-        dispatch(&state, &operation, format, body).await
+        let region = authenticate(state, &parts, &body).await?;
+        let broker = state.regions.get(region.as_deref()).await?;
+        dispatch(state, &broker, &operation, format, body).await
     }
     .await;
     let error_type = outcome.as_ref().err().map(ServerError::aws_type);
@@ -277,12 +330,12 @@ async fn decode_off_thread<T: DeserializeOwned + Send + 'static>(
 /// Runs one operation and encodes its answer.
 async fn dispatch(
     state: &ServerState,
+    broker: &Broker,
     operation: &str,
     format: WireFormat,
     body_bytes: Bytes,
 ) -> Result<Response, ServerError> {
     use wire::*;
-    let broker = &state.broker;
     let empty = Empty {};
     let body = body_bytes.as_ref();
     match operation {
@@ -492,21 +545,89 @@ async fn dispatch(
             broker.delete_resource_policy(&arn).await?;
             success_response(format, &empty)
         }
-        other if UNSUPPORTED_OPERATIONS.contains(&other) => Err(ServerError::UnknownOperation(
-            format!("{other} (a Kinesis operation this broker does not implement)"),
-        )),
+        "DescribeAccountSettings" => {
+            let _: AnyObject = decode(format, body)?;
+            let settings = broker.describe_account_settings().await?;
+            success_response(
+                format,
+                &wire_account::AccountSettingsResponse::from(settings),
+            )
+        }
+        "UpdateAccountSettings" => {
+            let status = decode::<wire_account::UpdateAccountSettingsRequest>(format, body)?
+                .into_status()?;
+            let settings = broker.update_account_settings(status).await?;
+            success_response(
+                format,
+                &wire_account::AccountSettingsResponse::from(settings),
+            )
+        }
+        "UpdateStreamWarmThroughput" => {
+            let input = decode::<wire_account::UpdateStreamWarmThroughputRequest>(format, body)?
+                .into_input()?;
+            let output = broker.update_stream_warm_throughput(input).await?;
+            success_response(
+                format,
+                &wire_account::UpdateStreamWarmThroughputResponse::from(output),
+            )
+        }
+        "UpdateMaxRecordSize" => {
+            let input =
+                decode::<wire_account::UpdateMaxRecordSizeRequest>(format, body)?.into_input()?;
+            broker.update_max_record_size(input).await?;
+            success_response(format, &empty)
+        }
         other => Err(ServerError::UnknownOperation(other.to_owned())),
     }
 }
 
-/// Kinesis operations this broker answers with `UnknownOperationException` (account-level
-/// settings and warm throughput, which a local broker does not model yet; see issue 14).
-const UNSUPPORTED_OPERATIONS: [&str; 4] = [
+/// The operations [`dispatch`] answers. Any other target is an `UnknownOperationException`,
+/// answered (as AWS does) before the signature is looked at.
+const KNOWN_OPERATIONS: [&str; 39] = [
+    "AddTagsToStream",
+    "CreateStream",
+    "DecreaseStreamRetentionPeriod",
+    "DeleteResourcePolicy",
+    "DeleteStream",
+    "DeregisterStreamConsumer",
     "DescribeAccountSettings",
+    "DescribeLimits",
+    "DescribeStream",
+    "DescribeStreamConsumer",
+    "DescribeStreamSummary",
+    "DisableEnhancedMonitoring",
+    "EnableEnhancedMonitoring",
+    "GetRecords",
+    "GetResourcePolicy",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListStreams",
+    "ListTagsForResource",
+    "ListTagsForStream",
+    "MergeShards",
+    "PutRecord",
+    "PutRecords",
+    "PutResourcePolicy",
+    "RegisterStreamConsumer",
+    "RemoveTagsFromStream",
+    "SplitShard",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "SubscribeToShard",
+    "TagResource",
+    "UntagResource",
     "UpdateAccountSettings",
-    "UpdateStreamWarmThroughput",
     "UpdateMaxRecordSize",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "UpdateStreamWarmThroughput",
 ];
+
+fn is_known_operation(operation: &str) -> bool {
+    KNOWN_OPERATIONS.contains(&operation)
+}
 
 /// Any object body: operations without members still need a well-formed body.
 #[derive(Debug, serde::Deserialize)]
@@ -611,17 +732,17 @@ impl RunningServer {
     }
 }
 
-/// Binds `addr` (port 0 picks a free port) and serves `broker` over plain HTTP (HTTP/1.1 and
-/// HTTP/2 with prior knowledge) until [`RunningServer::shutdown`].
+/// Binds `addr` (port 0 picks a free port) and serves `regions` (or a single [`Broker`]) over
+/// plain HTTP (HTTP/1.1 and HTTP/2 with prior knowledge) until [`RunningServer::shutdown`].
 pub async fn spawn(
-    broker: Broker,
+    regions: impl Into<Regions>,
     options: ServerOptions,
     addr: SocketAddr,
 ) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let state = Arc::new(ServerState::new(broker, options, shutdown.clone()));
+    let state = Arc::new(ServerState::new(regions, options, shutdown.clone()));
     let app = router(state);
     let signal = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -650,7 +771,7 @@ pub struct TlsFiles {
 /// (feature `tls`).
 #[cfg(feature = "tls")]
 pub async fn spawn_tls(
-    broker: Broker,
+    regions: impl Into<Regions>,
     options: ServerOptions,
     addr: SocketAddr,
     tls: TlsFiles,
@@ -665,7 +786,7 @@ pub async fn spawn_tls(
     listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
-    let state = Arc::new(ServerState::new(broker, options, shutdown.clone()));
+    let state = Arc::new(ServerState::new(regions, options, shutdown.clone()));
     let app = router(state);
     let handle = axum_server::Handle::new();
     let signal_handle = handle.clone();

@@ -103,34 +103,85 @@ pub(crate) struct Authorization<'a> {
 }
 
 impl<'a> Authorization<'a> {
-    /// Parses the header value, or says what is missing (`IncompleteSignatureException`).
-    pub(crate) fn parse(header: &'a str) -> Result<Self, ServerError> {
-        let incomplete = |what: &str| {
-            ServerError::IncompleteSignature(format!(
-                "Authorization header requires '{what}' parameter. Authorization={header}"
-            ))
+    /// Parses the header value as AWS reads it: the parameters after the algorithm, every
+    /// missing one (and a missing `X-Amz-Date`/`Date` header, unless `has_date`) listed in one
+    /// `IncompleteSignatureException` message ending with `Authorization=HEADER`.
+    pub(crate) fn parse(header: &'a str, has_date: bool) -> Result<Self, ServerError> {
+        let (mut credential, mut signed_headers, mut signature) = (None, None, None);
+        let parameters = header
+            .split([',', ' '])
+            .filter(|part| !part.is_empty())
+            .skip(1)
+            .filter_map(|part| part.trim().split_once('='));
+        for (name, value) in parameters {
+            let value = Some(value.trim()).filter(|value| !value.is_empty());
+            match name {
+                "Credential" => credential = value,
+                "SignedHeaders" => signed_headers = value,
+                "Signature" => signature = value,
+                _ => {}
+            }
+        }
+        let mut missing = String::new();
+        for (name, value) in [
+            ("Credential", credential),
+            ("Signature", signature),
+            ("SignedHeaders", signed_headers),
+        ] {
+            if value.is_none() {
+                missing.push_str(&format!(
+                    "Authorization header requires '{name}' parameter. "
+                ));
+            }
+        }
+        if !has_date {
+            missing.push_str(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' \
+                 header. ",
+            );
+        }
+        let (Some(credential), Some(signed_headers), Some(signature)) =
+            (credential, signed_headers, signature)
+        else {
+            return Err(ServerError::IncompleteSignature(format!(
+                "{missing}Authorization={header}"
+            )));
         };
-        let Some(rest) = header.trim().strip_prefix(ALGORITHM) else {
+        if !missing.is_empty() {
+            return Err(ServerError::IncompleteSignature(format!(
+                "{missing}Authorization={header}"
+            )));
+        }
+        if !header.trim_start().starts_with(ALGORITHM) {
             return Err(ServerError::IncompleteSignature(format!(
                 "Unsupported authorization type or algorithm; expected {ALGORITHM}. \
                  Authorization={header}"
             )));
-        };
-        let (mut credential, mut signed_headers, mut signature) = (None, None, None);
-        for part in rest.split(',') {
-            let Some((name, value)) = part.trim().split_once('=') else {
-                continue;
-            };
-            match name.trim() {
-                "Credential" => credential = Some(value.trim()),
-                "SignedHeaders" => signed_headers = Some(value.trim()),
-                "Signature" => signature = Some(value.trim()),
-                _ => {}
-            }
         }
-        let credential = credential.ok_or_else(|| incomplete("Credential"))?;
-        let signed_headers = signed_headers.ok_or_else(|| incomplete("SignedHeaders"))?;
-        let signature = signature.ok_or_else(|| incomplete("Signature"))?;
+        let scope = CredentialScope::parse(credential)?;
+        Ok(Authorization {
+            access_key_id: scope.access_key_id,
+            date: scope.date,
+            region: scope.region,
+            service: scope.service,
+            signed_headers,
+            signature,
+        })
+    }
+}
+
+/// The parts of a credential `AKID/YYYYMMDD/REGION/SERVICE/aws4_request`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CredentialScope<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+}
+
+impl<'a> CredentialScope<'a> {
+    /// Splits and checks a credential with AWS's `IncompleteSignatureException` wording.
+    fn parse(credential: &'a str) -> Result<Self, ServerError> {
         let scope: Vec<&str> = credential.split('/').collect();
         let [access_key_id, date, region, service, terminator] = scope.as_slice() else {
             return Err(ServerError::IncompleteSignature(format!(
@@ -144,27 +195,103 @@ impl<'a> Authorization<'a> {
                  Credential={credential}"
             )));
         }
-        if signed_headers.is_empty() || signature.is_empty() {
-            return Err(incomplete("Signature"));
+        if !is_region_name(region) {
+            return Err(ServerError::IncompleteSignature(format!(
+                "Credential should be scoped to a valid region, not '{region}'. "
+            )));
         }
-        Ok(Authorization {
+        Ok(CredentialScope {
             access_key_id,
             date,
             region,
             service,
-            signed_headers,
-            signature,
         })
     }
 }
 
-/// The region of a request's credential scope, if it is signed.
-#[cfg(test)]
-pub(crate) fn credential_region(headers: &http::HeaderMap) -> Option<String> {
-    let header = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    Authorization::parse(header)
-        .ok()
-        .map(|auth| auth.region.to_string())
+/// Whether `name` looks like an AWS region (`us-east-1`, `us-gov-west-1`, `cn-north-1`): 1–32
+/// lowercase letters, digits and dashes, starting with a letter. The server keeps one store
+/// per region (and one directory per region on disk), so nothing else is accepted.
+pub fn is_region_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=32).contains(&bytes.len())
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-')
+}
+
+/// Whether the request carries a date header SigV4 accepts.
+fn has_date_header(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("x-amz-date") || headers.contains_key(http::header::DATE)
+}
+
+/// The query-string parameters a presigned request must carry, in AWS's order.
+const QUERY_PARAMETERS: [&str; 5] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Signature",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Date",
+];
+
+/// The decoded value of query parameter `name`.
+fn query_parameter(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| percent_decode(value))
+}
+
+/// Checks that a request is signed at all, as AWS does before it looks at the signature
+/// itself: an `Authorization` header with `Credential`, `Signature` and `SignedHeaders` and a
+/// date header, or presigned query parameters. Answers the credential scope's region.
+///
+/// No header and no `X-Amz-Algorithm` → `MissingAuthenticationTokenException`; both →
+/// `InvalidSignatureException`; missing parts → `IncompleteSignatureException`.
+pub(crate) fn require_signature(
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+) -> Result<String, ServerError> {
+    let header = headers.get(http::header::AUTHORIZATION);
+    let presigned = query_parameter(uri, "X-Amz-Algorithm").is_some();
+    match (header, presigned) {
+        (Some(_), true) => Err(ServerError::InvalidSignature(
+            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP \
+             header."
+                .into(),
+        )),
+        (None, false) => Err(ServerError::MissingAuthenticationToken),
+        (Some(header), false) => {
+            let header = header.to_str().map_err(|_| {
+                ServerError::IncompleteSignature("Authorization header is not valid text".into())
+            })?;
+            let auth = Authorization::parse(header, has_date_header(headers))?;
+            Ok(auth.region.to_owned())
+        }
+        (None, true) => {
+            let missing: String = QUERY_PARAMETERS
+                .iter()
+                .filter(|name| query_parameter(uri, name).is_none_or(|value| value.is_empty()))
+                .map(|name| format!("AWS query-string parameters must include '{name}'. "))
+                .collect();
+            if !missing.is_empty() {
+                return Err(ServerError::IncompleteSignature(format!(
+                    "{missing}Re-examine the query-string parameters."
+                )));
+            }
+            let credential = query_parameter(uri, "X-Amz-Credential").unwrap_or_default();
+            let region = CredentialScope::parse(&credential)?.region.to_owned();
+            Ok(region)
+        }
+    }
+}
+
+/// The region of a request's credential scope (`Authorization` header or presigned query),
+/// if it is signed with a well-formed one.
+pub(crate) fn credential_region(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
+    require_signature(uri, headers).ok()
 }
 
 /// A request as the verifier sees it.
@@ -194,7 +321,7 @@ pub(crate) fn verify(
     let header = header.to_str().map_err(|_| {
         ServerError::IncompleteSignature("Authorization header is not valid text".into())
     })?;
-    let auth = Authorization::parse(header)?;
+    let auth = Authorization::parse(header, has_date_header(headers))?;
 
     let amz_date = headers
         .get("x-amz-date")
@@ -202,8 +329,7 @@ pub(crate) fn verify(
         .and_then(|value| value.to_str().ok())
         .ok_or_else(|| {
             ServerError::IncompleteSignature(format!(
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' \
-                 header. Authorization={header}"
+                "Date must be in ISO-8601 'basic format'. Authorization={header}"
             ))
         })?;
     let request_secs = parse_amz_date(amz_date).ok_or_else(|| {
@@ -588,7 +714,10 @@ mod tests {
             body,
         };
         verify(request, &keys, now).unwrap();
-        assert_eq!(credential_region(&headers).as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            credential_region(&uri, &headers).as_deref(),
+            Some("eu-west-1")
+        );
 
         let tampered = SignedRequest {
             body: br#"{"Limit":1}"#,

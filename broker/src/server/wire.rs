@@ -270,6 +270,10 @@ impl From<StreamDescriptionSummary> for DescribeStreamSummaryResponse {
                 key_id: summary.key_id,
                 open_shard_count: summary.open_shard_count,
                 consumer_count: summary.consumer_count,
+                warm_throughput: summary
+                    .warm_throughput
+                    .map(super::wire_account::wire_warm_throughput),
+                max_record_size_in_kib: Some(summary.max_record_size_kib),
             },
         }
     }

@@ -52,7 +52,10 @@ fn snapshot(shards: &[&str]) -> BrokerSnapshot {
             encryption_key_id: None,
             shard_level_metrics: Vec::new(),
             resource_policy: None,
+            max_record_size_kib: None,
+            warm_throughput_mibps: None,
         }],
+        billing_commitment: None,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 #[path = "../../../kcl-core/tests/support/missing_tool.rs"]
-mod missing_tool;
+pub(crate) mod missing_tool;
 
 /// Whether python3 with boto3 is installed; when it is not, says loudly that the test is skipped
 /// (or fails it when `KCL_REQUIRE_TEST_TOOLS=1`, as in CI).

@@ -374,6 +374,35 @@ pub struct WireStreamDescriptionSummary {
     /// Registered enhanced fan-out consumers.
     #[serde(default)]
     pub consumer_count: u32,
+    /// The warm throughput of an on-demand stream (accounts with a billing commitment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_throughput: Option<WireWarmThroughput>,
+    /// The largest record the stream accepts, KiB.
+    #[serde(
+        default,
+        rename = "MaxRecordSizeInKiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_record_size_in_kib: Option<u32>,
+}
+
+/// `WarmThroughput` of a stream (`DescribeStreamSummary`, `UpdateStreamWarmThroughput`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireWarmThroughput {
+    /// The throughput the stream scales towards, MiB/s.
+    #[serde(
+        default,
+        rename = "TargetMiBps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_mibps: Option<u32>,
+    /// The throughput the stream handles now, MiB/s.
+    #[serde(
+        default,
+        rename = "CurrentMiBps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub current_mibps: Option<u32>,
 }
 
 /// `DescribeStreamSummary` response.

@@ -9,10 +9,16 @@
 //! everything stays in memory. Prints `listening on ADDR` to stdout once it accepts
 //! connections, logs with `tracing` (`RUST_LOG`), and on SIGTERM/SIGINT stops accepting,
 //! finishes in-flight requests and syncs the log before exiting.
+//!
+//! Requests must be SigV4-signed (any key passes unless `--auth-keys` is set), as with AWS;
+//! `--allow-unsigned` accepts unsigned ones. Each request is served in the region of its
+//! credential scope (`--region` when unsigned): streams are per region, and with `--data-dir`
+//! the `--region` one lives in the directory itself and every other under
+//! `DATA_DIR/regions/REGION/` (reopened at start).
 
 use anyhow::{Context, bail};
 use broker::engine::{Broker, BrokerConfig, ThroughputLimits};
-use broker::server::{AuthKeys, ServerOptions, TlsFiles};
+use broker::server::{AuthKeys, OpenRegionError, Regions, ServerOptions, TlsFiles};
 use broker::storage::{FsyncPolicy, StorageConfig};
 use clap::Parser;
 use serde::Deserialize;
@@ -76,6 +82,12 @@ struct Flags {
     /// Verify SigV4 signatures against these keys: AKID:SECRET[,AKID2:SECRET2...].
     #[arg(long, env = "KINESIS_BROKER_AUTH_KEYS", hide_env_values = true)]
     auth_keys: Option<String>,
+    /// Accept unsigned requests (no Authorization header), served in --region. Without it,
+    /// as on AWS, they are answered MissingAuthenticationTokenException. Ignored with
+    /// --auth-keys.
+    #[arg(long)]
+    #[serde(default)]
+    allow_unsigned: bool,
     /// TLS certificate chain (PEM); requires --tls-key.
     #[arg(long)]
     tls_cert: Option<PathBuf>,
@@ -108,6 +120,7 @@ impl Flags {
             create_delay: self.create_delay.or(file.create_delay),
             delete_delay: self.delete_delay.or(file.delete_delay),
             auth_keys: self.auth_keys.or(file.auth_keys),
+            allow_unsigned: self.allow_unsigned || file.allow_unsigned,
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             retention_check: self.retention_check.or(file.retention_check),
@@ -159,6 +172,12 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     });
     let mut broker = BrokerConfig::default();
     if let Some(region) = flags.region {
+        if !broker::server::is_region_name(&region) {
+            bail!(
+                "--region: {region:?} must be a region name like us-east-1 (lowercase letters, \
+                 digits and dashes)"
+            );
+        }
         broker.region = region;
     }
     if let Some(account_id) = flags.account_id {
@@ -205,7 +224,10 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         metrics_listen,
         storage,
         broker,
-        options: ServerOptions { auth },
+        options: ServerOptions {
+            auth,
+            allow_unsigned: flags.allow_unsigned,
+        },
         tls,
         retention_check,
     })
@@ -249,6 +271,154 @@ async fn shutdown_signal() {
 
 mod metrics_listen;
 
+/// The disk journals of every region opened so far (synced and stopped at shutdown).
+#[derive(Clone, Default)]
+struct Journals(Arc<std::sync::Mutex<Vec<Arc<broker::storage::DiskJournal>>>>);
+
+impl Journals {
+    fn push(&self, journal: Arc<broker::storage::DiskJournal>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(journal);
+    }
+
+    fn take(&self) -> Vec<Arc<broker::storage::DiskJournal>> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// Where a region's data lives: the default region in the data directory itself (so data
+/// directories of earlier versions still open), every other one under `regions/REGION/`.
+fn region_dir(storage: &StorageConfig, default_region: &str, region: &str) -> PathBuf {
+    if region == default_region {
+        storage.data_dir.clone()
+    } else {
+        storage.data_dir.join("regions").join(region)
+    }
+}
+
+/// Opens (recovers) one region's durable store; blocking.
+fn open_durable_region(
+    storage: &StorageConfig,
+    config: &BrokerConfig,
+    region: &str,
+    journals: &Journals,
+) -> anyhow::Result<Broker> {
+    let mut region_storage = storage.clone();
+    region_storage.data_dir = region_dir(storage, &config.region, region);
+    let opened = broker::storage::open(region_storage)?;
+    for cut in &opened.report.truncations {
+        tracing::warn!(
+            region = %region,
+            segment = %cut.segment.display(),
+            offset = cut.offset,
+            dropped_bytes = cut.dropped_bytes,
+            reason = %cut.reason,
+            "recovery truncated a damaged log tail"
+        );
+    }
+    let region_config = BrokerConfig {
+        region: region.to_owned(),
+        ..config.clone()
+    };
+    let broker = Broker::restore(
+        region_config,
+        Arc::clone(&opened.journal) as _,
+        opened.state,
+    )
+    .with_context(|| format!("cannot restore region {region} from the data directory"))?;
+    journals.push(opened.journal);
+    Ok(broker)
+}
+
+/// The file in the data directory naming the region its top-level store belongs to.
+const REGION_FILE: &str = "REGION";
+
+/// Checks that the data directory's own store belongs to `region` (the `--region` of the
+/// runs that wrote it), recording it on first use, so a restart with another `--region` does
+/// not serve one region's streams as another's.
+fn claim_default_region(storage: &StorageConfig, region: &str) -> anyhow::Result<()> {
+    let path = storage.data_dir.join(REGION_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(recorded) if recorded.trim() == region => Ok(()),
+        Ok(recorded) => bail!(
+            "--region: the data directory {} holds region {}; start with --region {} (other \
+             regions are kept under its regions/ directory)",
+            storage.data_dir.display(),
+            recorded.trim(),
+            recorded.trim()
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&storage.data_dir)
+                .with_context(|| format!("cannot create {}", storage.data_dir.display()))?;
+            std::fs::write(&path, format!("{region}\n"))
+                .with_context(|| format!("cannot write {}", path.display()))
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The regions found under `DATA_DIR/regions/` (names that are not regions are skipped).
+fn stored_regions(storage: &StorageConfig) -> anyhow::Result<Vec<String>> {
+    let dir = storage.data_dir.join("regions");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut regions = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && broker::server::is_region_name(&name) {
+            regions.push(name);
+        } else {
+            tracing::warn!(path = %entry.path().display(), "not a region directory; ignored");
+        }
+    }
+    regions.sort();
+    Ok(regions)
+}
+
+/// The engines to serve: the `--region` one, every region stored under the data directory,
+/// and an opener for regions that first appear in a request's credential scope.
+async fn open_regions(settings: &Settings, journals: &Journals) -> anyhow::Result<Regions> {
+    let config = settings.broker.clone();
+    let Some(storage) = settings.storage.clone() else {
+        return Ok(Regions::from(Broker::new(config)));
+    };
+    let journals = journals.clone();
+    tokio::task::spawn_blocking(move || {
+        claim_default_region(&storage, &config.region)?;
+        let default = open_durable_region(&storage, &config, &config.region, &journals)?;
+        let stored = stored_regions(&storage)?;
+        let opener = {
+            let (storage, config, journals) = (storage.clone(), config.clone(), journals.clone());
+            move |region: &str| {
+                open_durable_region(&storage, &config, region, &journals).map_err(|error| {
+                    OpenRegionError {
+                        region: region.to_owned(),
+                        reason: format!("{error:#}"),
+                    }
+                })
+            }
+        };
+        let regions = Regions::new(default, opener);
+        for region in stored.iter().filter(|region| **region != config.region) {
+            regions.insert(open_durable_region(&storage, &config, region, &journals)?);
+        }
+        Ok(regions)
+    })
+    .await
+    .context("storage recovery task failed")?
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -266,32 +436,12 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
-    let (broker, journal) = match settings.storage.clone() {
-        Some(storage) => {
-            let opened = tokio::task::spawn_blocking(move || broker::storage::open(storage))
-                .await
-                .context("storage recovery task failed")??;
-            for cut in &opened.report.truncations {
-                tracing::warn!(
-                    segment = %cut.segment.display(),
-                    offset = cut.offset,
-                    dropped_bytes = cut.dropped_bytes,
-                    reason = %cut.reason,
-                    "recovery truncated a damaged log tail"
-                );
-            }
-            let journal = Arc::clone(&opened.journal);
-            let broker = Broker::restore(settings.broker.clone(), opened.journal, opened.state)
-                .context("cannot restore the broker from the data directory")?;
-            (broker, Some(journal))
-        }
-        None => (Broker::new(settings.broker.clone()), None),
-    };
-
+    let journals = Journals::default();
+    let regions = open_regions(&settings, &journals).await?;
     let server = match settings.tls.clone() {
         Some(tls) => {
             broker::server::spawn_tls(
-                broker.clone(),
+                regions.clone(),
                 settings.options.clone(),
                 settings.listen,
                 tls,
@@ -299,7 +449,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         None => {
-            broker::server::spawn(broker.clone(), settings.options.clone(), settings.listen).await
+            broker::server::spawn(regions.clone(), settings.options.clone(), settings.listen).await
         }
     }
     .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -308,6 +458,8 @@ async fn main() -> anyhow::Result<()> {
         durable = settings.storage.is_some(),
         tls = settings.tls.is_some(),
         auth = settings.options.auth.is_some(),
+        allow_unsigned = settings.options.allow_unsigned,
+        regions = ?regions.names(),
         "kinesis-broker started"
     );
     {
@@ -318,7 +470,7 @@ async fn main() -> anyhow::Result<()> {
 
     let maintenance = CancellationToken::new();
     let retention_task = {
-        let broker = broker.clone();
+        let regions = regions.clone();
         let cancel = maintenance.clone();
         let period = settings.retention_check;
         tokio::spawn(async move {
@@ -328,8 +480,10 @@ async fn main() -> anyhow::Result<()> {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     _ = ticks.tick() => {
-                        let report = broker.enforce_retention().await;
-                        tracing::debug!(?report, "retention enforced");
+                        for broker in regions.brokers() {
+                            let report = broker.enforce_retention().await;
+                            tracing::debug!(region = %broker.config().region, ?report, "retention enforced");
+                        }
                     }
                 }
             }
@@ -341,11 +495,13 @@ async fn main() -> anyhow::Result<()> {
     server.shutdown().await;
     maintenance.cancel();
     let _ = retention_task.await;
-    broker.shutdown().await;
+    for broker in regions.brokers() {
+        broker.shutdown().await;
+    }
     if let Some(metrics_server) = metrics_server {
         metrics_server.shutdown().await;
     }
-    if let Some(journal) = journal {
+    for journal in journals.take() {
         if let Err(error) = journal.sync().await {
             tracing::error!(error = %error, "final log sync failed");
         }
@@ -397,6 +553,7 @@ mod tests {
             fsync-interval-ms = 250
             no-throughput-limits = true
             auth-keys = "A:B"
+            allow-unsigned = true
             "#,
         )
         .unwrap();
@@ -411,16 +568,42 @@ mod tests {
         );
         assert!(!settings.broker.throughput.enabled);
         assert!(settings.options.auth.is_some());
+        assert!(settings.options.allow_unsigned);
+        let defaults = settings_of(&[]);
+        assert!(
+            !defaults.options.allow_unsigned,
+            "requests must be signed by default, as on AWS"
+        );
         assert!(toml::from_str::<Flags>("unknown-key = 1").is_err());
+    }
+
+    fn settings_of(args: &[&str]) -> Settings {
+        let flags =
+            Flags::parse_from(std::iter::once("kinesis-broker").chain(args.iter().copied()));
+        settings(flags).expect("valid flags")
+    }
+
+    #[test]
+    fn a_data_directory_keeps_the_region_it_was_created_for() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = StorageConfig::new(dir.path().join("data"), FsyncPolicy::Never);
+        claim_default_region(&storage, "us-east-1").expect("first use records the region");
+        claim_default_region(&storage, "us-east-1").expect("the same region again");
+        let error = claim_default_region(&storage, "eu-west-1").expect_err("another region");
+        assert!(
+            format!("{error:#}").contains("--region us-east-1"),
+            "{error:#}"
+        );
     }
 
     #[test]
     fn bad_settings_are_refused_with_the_flag_named() {
-        let cases: [&[&str]; 4] = [
+        let cases: [&[&str]; 5] = [
             &["--listen", "nowhere"],
             &["--fsync", "sometimes"],
             &["--account-id", "12"],
             &["--tls-cert", "c.pem"],
+            &["--region", "../elsewhere"],
         ];
         for args in cases {
             let flags =
