@@ -1,0 +1,1 @@
+//! The Lambda transformation contract over a local command.
