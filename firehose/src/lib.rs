@@ -22,7 +22,8 @@ pub mod layout;
 pub mod sink;
 pub mod transform;
 
-// fhapi: the Firehose HTTP API module goes here (`pub mod api;`).
+#[cfg(feature = "api")]
+pub mod api;
 
 pub use config::{
     BufferingHints, Compression, DeliveryStreamConfig, DynamicPartitioning, PartitionKeyQuery,

@@ -95,19 +95,43 @@ mod tests {
     #[test]
     fn every_error_has_its_aws_type_and_status() {
         let cases = [
-            (ApiError::InvalidArgument("x".into()), "InvalidArgumentException", 400),
+            (
+                ApiError::InvalidArgument("x".into()),
+                "InvalidArgumentException",
+                400,
+            ),
             (ApiError::Validation("x".into()), "ValidationException", 400),
-            (ApiError::NotFound("x".into()), "ResourceNotFoundException", 400),
+            (
+                ApiError::NotFound("x".into()),
+                "ResourceNotFoundException",
+                400,
+            ),
             (ApiError::InUse("x".into()), "ResourceInUseException", 400),
-            (ApiError::LimitExceeded("x".into()), "LimitExceededException", 400),
+            (
+                ApiError::LimitExceeded("x".into()),
+                "LimitExceededException",
+                400,
+            ),
             (
                 ApiError::ConcurrentModification("x".into()),
                 "ConcurrentModificationException",
                 400,
             ),
-            (ApiError::Serialization("x".into()), "SerializationException", 400),
-            (ApiError::UnknownOperation("x".into()), "UnknownOperationException", 400),
-            (ApiError::Unavailable("x".into()), "ServiceUnavailableException", 500),
+            (
+                ApiError::Serialization("x".into()),
+                "SerializationException",
+                400,
+            ),
+            (
+                ApiError::UnknownOperation("x".into()),
+                "UnknownOperationException",
+                400,
+            ),
+            (
+                ApiError::Unavailable("x".into()),
+                "ServiceUnavailableException",
+                500,
+            ),
         ];
         for (error, aws_type, status) in cases {
             let extension = ExtensionError::from(error);
@@ -124,6 +148,9 @@ mod tests {
             "must be between 1 and 128, got 0",
         ));
         assert_eq!(error.aws_type(), "InvalidArgumentException");
-        assert!(error.to_string().contains("BufferingHints.SizeInMBs"), "{error}");
+        assert!(
+            error.to_string().contains("BufferingHints.SizeInMBs"),
+            "{error}"
+        );
     }
 }

@@ -129,14 +129,20 @@ impl FirehoseApi {
                         ))
                     })?;
                 let journal = Arc::clone(&opened.journal);
-                let buffer = Broker::restore(buffer_config, opened.journal, opened.state)
-                    .map_err(|error| {
+                let buffer = Broker::restore(buffer_config, opened.journal, opened.state).map_err(
+                    |error| {
                         ApiError::Unavailable(format!(
                             "cannot restore the firehose buffer engine: {error}"
                         ))
-                    })?;
+                    },
+                )?;
                 let catalog = Catalog::load(root.join("catalog.json"))?;
-                (catalog, buffer, Some(journal), Some(root.join("leases.sqlite")))
+                (
+                    catalog,
+                    buffer,
+                    Some(journal),
+                    Some(root.join("leases.sqlite")),
+                )
             }
             None => (Catalog::in_memory(), Broker::new(buffer_config), None, None),
         };
@@ -244,8 +250,9 @@ impl FirehoseApi {
             return Ok(());
         }
         let store = self.lease_store(name).await?;
-        let unavailable =
-            |error: kcl_core::lease_store::LeaseStoreError| ApiError::Unavailable(error.to_string());
+        let unavailable = |error: kcl_core::lease_store::LeaseStoreError| {
+            ApiError::Unavailable(error.to_string())
+        };
         for lease in store.list_leases().await.map_err(unavailable)? {
             store
                 .delete_lease(&lease.lease_key)

@@ -1,10 +1,10 @@
 //! The operations of the Firehose API: decode the request, act on the catalog, deliveries and
 //! buffer engine, encode the answer.
 
+use super::FirehoseApi;
 use super::catalog::{Entry, Source};
 use super::error::ApiError;
 use super::wire::{self, Tag, WireDestination};
-use super::FirehoseApi;
 use crate::config::DeliveryStreamConfig;
 use base64::Engine as _;
 use broker::engine::{PutRecordsInput, PutRecordsRequestEntry, StreamRef};
@@ -19,6 +19,8 @@ pub(crate) const MAX_RECORD_BYTES: usize = 1_024_000;
 pub(crate) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Most records in one `PutRecordBatch`.
 pub(crate) const MAX_BATCH_RECORDS: usize = 500;
+/// Most delivery streams (AWS's default quota in the large regions).
+const MAX_DELIVERY_STREAMS: usize = 5000;
 /// Most tags on one delivery stream.
 const MAX_TAGS: usize = 50;
 /// Bodies above this size are decoded on a blocking thread.
@@ -29,9 +31,15 @@ const BUFFER_PARTITION_KEY: &str = "firehose";
 const DESTINATION_ID: &str = "destinationId-000000000001";
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|error| {
-        ApiError::Serialization(format!("the request body is not valid for this operation: {error}"))
+        ApiError::Serialization(format!(
+            "the request body is not valid for this operation: {error}"
+        ))
     })
 }
 
@@ -75,7 +83,11 @@ fn validate_tags(tags: &[Tag]) -> Result<(), ApiError> {
                 tag.key
             )));
         }
-        if tag.value.as_deref().is_some_and(|value| value.chars().count() > 256) {
+        if tag
+            .value
+            .as_deref()
+            .is_some_and(|value| value.chars().count() > 256)
+        {
             return Err(ApiError::InvalidArgument(format!(
                 "the value of tag {:?} must be at most 256 characters",
                 tag.key
@@ -190,8 +202,7 @@ impl FirehoseApi {
                 ));
             }
         };
-        let resolved =
-            destination.to_destination(extended, &|arn| self.lambda_command(arn))?;
+        let resolved = destination.to_destination(extended, &|arn| self.lambda_command(arn))?;
         let config = DeliveryStreamConfig {
             name: name.clone(),
             version_id: 1,
@@ -218,6 +229,11 @@ impl FirehoseApi {
             return Err(ApiError::InUse(format!(
                 "Firehose {name} under accountId {} already exists",
                 self.account_id()
+            )));
+        }
+        if state.catalog.len() >= MAX_DELIVERY_STREAMS {
+            return Err(ApiError::LimitExceeded(format!(
+                "this account has {MAX_DELIVERY_STREAMS} delivery streams, the most allowed"
             )));
         }
         self.clear_leases(&name).await?;
@@ -413,7 +429,10 @@ impl FirehoseApi {
     ) -> Result<Vec<Result<String, (String, String)>>, ApiError> {
         {
             let state = self.inner.state.lock().await;
-            let entry = state.catalog.get(name).ok_or_else(|| self.not_found(name))?;
+            let entry = state
+                .catalog
+                .get(name)
+                .ok_or_else(|| self.not_found(name))?;
             if entry.source != Source::DirectPut {
                 return Err(ApiError::InvalidArgument(format!(
                     "This operation is not permitted on KinesisStreamAsSource delivery stream type. Delivery stream {name}"
@@ -524,7 +543,8 @@ impl FirehoseApi {
             (None, Some(update)) => (update, entry.extended),
             _ => {
                 return Err(ApiError::InvalidArgument(
-                    "give exactly one of ExtendedS3DestinationUpdate and S3DestinationUpdate".into(),
+                    "give exactly one of ExtendedS3DestinationUpdate and S3DestinationUpdate"
+                        .into(),
                 ));
             }
         };
@@ -618,7 +638,9 @@ fn decode_data(text: &str, index: usize) -> Result<Bytes, ApiError> {
     let data = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|error| {
-            ApiError::Serialization(format!("Data of record {index} is not valid base64: {error}"))
+            ApiError::Serialization(format!(
+                "Data of record {index} is not valid base64: {error}"
+            ))
         })?;
     if data.len() > MAX_RECORD_BYTES {
         let at = if index == 0 {
@@ -667,14 +689,22 @@ mod tests {
     #[test]
     fn record_data_is_base64_of_at_most_1000_kib() {
         let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        assert_eq!(decode_data(&encode(b"hi"), 1).unwrap(), Bytes::from_static(b"hi"));
         assert_eq!(
-            decode_data(&encode(&vec![0; MAX_RECORD_BYTES]), 1).unwrap().len(),
+            decode_data(&encode(b"hi"), 1).unwrap(),
+            Bytes::from_static(b"hi")
+        );
+        assert_eq!(
+            decode_data(&encode(&vec![0; MAX_RECORD_BYTES]), 1)
+                .unwrap()
+                .len(),
             MAX_RECORD_BYTES
         );
         let error = decode_data(&encode(&vec![0; MAX_RECORD_BYTES + 1]), 3).unwrap_err();
         assert_eq!(error.aws_type(), "ValidationException");
-        assert!(error.to_string().contains("records.3.member.data"), "{error}");
+        assert!(
+            error.to_string().contains("records.3.member.data"),
+            "{error}"
+        );
         assert_eq!(
             decode_data("not base64!", 1).unwrap_err().aws_type(),
             "SerializationException"

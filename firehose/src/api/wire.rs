@@ -2,9 +2,7 @@
 //! `firehose/2015-08-04` model), and their conversion to the delivery model.
 
 use crate::api::error::ApiError;
-use crate::config::{
-    BufferingHints, Compression, DynamicPartitioning, Processing, S3Destination,
-};
+use crate::config::{BufferingHints, Compression, DynamicPartitioning, Processing, S3Destination};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -195,10 +193,17 @@ impl WireDestination {
         );
         fields.insert(
             "S3BackupMode".into(),
-            Value::from(self.s3_backup_mode.clone().unwrap_or_else(|| "Disabled".into())),
+            Value::from(
+                self.s3_backup_mode
+                    .clone()
+                    .unwrap_or_else(|| "Disabled".into()),
+            ),
         );
         if let Some(partitioning) = &self.dynamic_partitioning_configuration {
-            fields.insert("DynamicPartitioningConfiguration".into(), partitioning.clone());
+            fields.insert(
+                "DynamicPartitioningConfiguration".into(),
+                partitioning.clone(),
+            );
         }
         if let Some(extension) = &self.file_extension {
             fields.insert("FileExtension".into(), Value::from(extension.clone()));
@@ -221,19 +226,26 @@ impl WireDestination {
                 "{member} is not supported by this broker's Firehose API"
             )));
         }
-        let bucket_arn = self.bucket_arn.as_deref().ok_or_else(|| {
-            ApiError::InvalidArgument("BucketARN is required".into())
-        })?;
+        let bucket_arn = self
+            .bucket_arn
+            .as_deref()
+            .ok_or_else(|| ApiError::InvalidArgument("BucketARN is required".into()))?;
         if self.role_arn.as_deref().is_none_or(str::is_empty) {
             return Err(ApiError::InvalidArgument("RoleARN is required".into()));
         }
         let mut destination = S3Destination::new(bucket_of(bucket_arn)?);
         destination.prefix = self.prefix.clone().filter(|prefix| !prefix.is_empty());
-        destination.error_output_prefix =
-            self.error_output_prefix.clone().filter(|prefix| !prefix.is_empty());
+        destination.error_output_prefix = self
+            .error_output_prefix
+            .clone()
+            .filter(|prefix| !prefix.is_empty());
         destination.compression = compression(self.compression_format.as_deref())?;
         destination.buffering = buffering(self.buffering_hints.unwrap_or_default())?;
-        if self.s3_backup_mode.as_deref().is_some_and(|mode| mode != "Disabled") {
+        if self
+            .s3_backup_mode
+            .as_deref()
+            .is_some_and(|mode| mode != "Disabled")
+        {
             return Err(ApiError::InvalidArgument(
                 "S3BackupMode Enabled is not supported by this broker's Firehose API".into(),
             ));
@@ -243,9 +255,11 @@ impl WireDestination {
                 "FileExtension {extension:?} is not supported by this broker's Firehose API"
             )));
         }
-        if let Some(zone) = self.custom_time_zone.as_deref().filter(|zone| {
-            !zone.is_empty() && *zone != "UTC"
-        }) {
+        if let Some(zone) = self
+            .custom_time_zone
+            .as_deref()
+            .filter(|zone| !zone.is_empty() && *zone != "UTC")
+        {
             return Err(ApiError::InvalidArgument(format!(
                 "CustomTimeZone {zone:?} is not supported (prefixes are rendered in UTC)"
             )));
@@ -380,11 +394,16 @@ fn buffering(hints: WireBufferingHints) -> Result<BufferingHints, ApiError> {
 pub(crate) fn lambda_function_name(arn: &str) -> Result<&str, ApiError> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
-        ["arn", _partition, "lambda", _region, _account, "function", name, ..]
-            if !name.is_empty() =>
-        {
-            Ok(name)
-        }
+        [
+            "arn",
+            _partition,
+            "lambda",
+            _region,
+            _account,
+            "function",
+            name,
+            ..,
+        ] if !name.is_empty() => Ok(name),
         _ => Err(ApiError::InvalidArgument(format!(
             "LambdaArn {arn:?} must be a Lambda function ARN like arn:aws:lambda:REGION:ACCOUNT:function:NAME"
         ))),
@@ -420,10 +439,12 @@ pub(crate) struct CreateDeliveryStreamInput {
     pub(crate) extended_s3_destination_configuration: Option<WireDestination>,
     #[serde(default)]
     pub(crate) tags: Option<Vec<Tag>>,
-    #[serde(default)]
-    pub(crate) delivery_stream_encryption_configuration_input: Option<Value>,
-    #[serde(default)]
-    pub(crate) direct_put_source_configuration: Option<Value>,
+    /// Accepted and ignored (nothing is encrypted at rest by this broker).
+    #[serde(default, rename = "DeliveryStreamEncryptionConfigurationInput")]
+    pub(crate) _encryption: Option<serde::de::IgnoredAny>,
+    /// Accepted and ignored (the throughput hint of DirectPut streams).
+    #[serde(default, rename = "DirectPutSourceConfiguration")]
+    pub(crate) _direct_put: Option<serde::de::IgnoredAny>,
     /// Other destinations and sources: refused.
     #[serde(flatten)]
     pub(crate) unsupported: BTreeMap<String, Value>,
@@ -530,7 +551,12 @@ mod tests {
     fn arns_parse_or_name_the_rule() {
         assert_eq!(bucket_of("arn:aws:s3:::my-bucket").unwrap(), "my-bucket");
         assert_eq!(bucket_of("arn:aws-cn:s3:::b.c").unwrap(), "b.c");
-        for bad in ["my-bucket", "arn:aws:s3:::", "arn:aws:s3:::a/b", "arn:aws:sqs:::x"] {
+        for bad in [
+            "my-bucket",
+            "arn:aws:s3:::",
+            "arn:aws:s3:::a/b",
+            "arn:aws:sqs:::x",
+        ] {
             let error = bucket_of(bad).unwrap_err();
             assert!(error.to_string().contains("BucketARN"), "{bad}: {error}");
         }
@@ -573,17 +599,38 @@ mod tests {
             }
         );
         let refused = [
-            (serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "CompressionFormat": "ZIP"}), "CompressionFormat"),
-            (serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "BufferingHints": {"SizeInMBs": 0}}), "SizeInMBs"),
-            (serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "BufferingHints": {"IntervalInSeconds": 901}}), "IntervalInSeconds"),
+            (
+                serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "CompressionFormat": "ZIP"}),
+                "CompressionFormat",
+            ),
+            (
+                serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "BufferingHints": {"SizeInMBs": 0}}),
+                "SizeInMBs",
+            ),
+            (
+                serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "BufferingHints": {"IntervalInSeconds": 901}}),
+                "IntervalInSeconds",
+            ),
             (serde_json::json!({"RoleARN": "r"}), "BucketARN"),
-            (serde_json::json!({"BucketARN": "arn:aws:s3:::logs"}), "RoleARN"),
-            (serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "DataFormatConversionConfiguration": {}}), "DataFormatConversionConfiguration"),
-            (serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs",
+            (
+                serde_json::json!({"BucketARN": "arn:aws:s3:::logs"}),
+                "RoleARN",
+            ),
+            (
+                serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs", "DataFormatConversionConfiguration": {}}),
+                "DataFormatConversionConfiguration",
+            ),
+            (
+                serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs",
                 "ProcessingConfiguration": {"Enabled": true, "Processors": [{"Type": "Lambda", "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"}]}]}}), "no lambda"),
-            (serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs",
-                "DynamicPartitioningConfiguration": {"Enabled": true}}), "MetadataExtraction"),
+                    {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"}]}]}}),
+                "no lambda",
+            ),
+            (
+                serde_json::json!({"RoleARN": "r", "BucketARN": "arn:aws:s3:::logs",
+                "DynamicPartitioningConfiguration": {"Enabled": true}}),
+                "MetadataExtraction",
+            ),
         ];
         for (json, named) in refused {
             let error = destination(json.clone())
