@@ -278,6 +278,7 @@ impl FirehoseApi {
         };
         let params = DeliveryParams {
             config: entry.config.clone(),
+            delivery_stream_arn: entry.arn.clone(),
             source_stream,
             stream_client: Arc::new(kcl_worker::client::EmbeddedStreamClient::new(engine)),
             lease_store: self.lease_store(entry.name()).await?,
