@@ -10,6 +10,7 @@ use broker::server::{AuthKeys, ServerOptions};
 async fn only_correctly_signed_requests_pass() {
     let options = ServerOptions {
         auth: Some(AuthKeys::new([("AKIDGOOD", "good-secret")])),
+        ..ServerOptions::default()
     };
     let (_broker, server) = server_common::start(options).await;
     let endpoint = server.endpoint();

@@ -9,6 +9,8 @@ Usage: firehose_boto3.py ENDPOINT_URL FIREHOSE_DIR PHASE [ARGS...]
   source-setup STREAM    a Kinesis stream and a KinesisStreamAsSource delivery stream reading it
   produce STREAM ACKED STOP   put records until the file STOP exists, appending acknowledged ones to ACKED
   source-verify STREAM ACKED  wait until every acknowledged record is in a delivered file
+  direct-put NAME        create DirectPut NAME (GZIP, 1 MiB / 1 s) and put 2,000 acknowledged records
+  direct-verify NAME     wait until all 2,000 records of direct-put are in its (gunzipped) files
 Prints "OK <phase>" when every check passed.
 """
 import base64
@@ -358,7 +360,50 @@ def source_verify():
     print(f"OK source-verify acked={len(acked)} delivered={len(found)}")
 
 
+DIRECT_RECORDS = [f"direct-{i:05d}\n".encode() for i in range(2000)]
+
+
+def direct_put():
+    name = ARGS[0]
+    firehose = client("firehose")
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": "arn:aws:s3:::direct-restart",
+            "CompressionFormat": "GZIP",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        },
+    )
+    wait_active(firehose, name)
+    for start in range(0, len(DIRECT_RECORDS), 500):
+        chunk = DIRECT_RECORDS[start:start + 500]
+        answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in chunk])
+        assert answer["FailedPutCount"] == 0, answer
+    print("OK direct-put")
+
+
+def direct_verify():
+    import gzip
+    name = ARGS[0]
+    expected = set(DIRECT_RECORDS)
+
+    def delivered():
+        found = objects("direct-restart")
+        for key in found:
+            assert key.endswith(".gz") and KEY_NAME.match(key.split("/")[-1]), key
+        lines = {line + b"\n" for body in found.values() for line in gzip.decompress(body).split(b"\n") if line}
+        return expected <= lines
+
+    wait_for("every DirectPut record delivered after the restart", delivered)
+    description = client("firehose").describe_delivery_stream(DeliveryStreamName=name)
+    assert description["DeliveryStreamDescription"]["DeliveryStreamStatus"] == "ACTIVE"
+    print("OK direct-verify")
+
+
 PHASES = {
+    "direct-put": direct_put,
+    "direct-verify": direct_verify,
     "direct": direct,
     "transform": transform,
     "api": api,
