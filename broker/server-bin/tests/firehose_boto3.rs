@@ -138,7 +138,13 @@ async fn kinesis_source_delivers_every_acknowledged_record_across_sigkill() {
         &["orders", &acked.to_string_lossy()],
     )
     .await;
-    run_phase(&second.endpoint, &firehose_dir, "direct-verify", &["buffered"]).await;
+    run_phase(
+        &second.endpoint,
+        &firehose_dir,
+        "direct-verify",
+        &["buffered"],
+    )
+    .await;
     second.child.kill().await.unwrap();
 }
 
