@@ -57,6 +57,7 @@ async fn direct_put_transform_and_api_through_boto3() {
     run_phase(&broker.endpoint, &firehose_dir, "api", &[]).await;
     run_phase(&broker.endpoint, &firehose_dir, "direct", &[]).await;
     run_phase(&broker.endpoint, &firehose_dir, "transform", &[]).await;
+    run_phase(&broker.endpoint, &firehose_dir, "partition", &[]).await;
     broker.child.kill().await.unwrap();
 }
 

@@ -6,6 +6,7 @@ Usage: firehose_boto3.py ENDPOINT_URL FIREHOSE_DIR PHASE [ARGS...]
   direct                 DirectPut, 1 MiB / 2 s buffer: files hold exactly what was put, in order
   transform              Lambda "shaper" drops and fails records: failed ones under the error prefix
   api                    describe/list/tags/update/delete, PutRecordBatch limits and errors
+  partition              dynamic partitioning on a JSON key (MetadataExtraction JQ query)
   source-setup STREAM    a Kinesis stream and a KinesisStreamAsSource delivery stream reading it
   produce STREAM ACKED STOP   put records until the file STOP exists, appending acknowledged ones to ACKED
   source-verify STREAM ACKED  wait until every acknowledged record is in a delivered file
@@ -193,6 +194,47 @@ def transform():
     everything = b"".join(good.values()) + b"".join(bad.values())
     assert b"drop-" not in everything and b"DROP-" not in everything, "a dropped record was written"
     print("OK transform")
+
+
+def partition():
+    firehose = client("firehose")
+    name, bucket = "partitioned", "partition-bucket"
+    firehose.create_delivery_stream(
+        DeliveryStreamName=name,
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "Prefix": "customer=!{partitionKeyFromQuery:customer}/",
+            "ErrorOutputPrefix": "errors/",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+            "DynamicPartitioningConfiguration": {"Enabled": True},
+            "ProcessingConfiguration": {
+                "Enabled": True,
+                "Processors": [{"Type": "MetadataExtraction", "Parameters": [
+                    {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer:.customer.id}"},
+                    {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                ]}],
+            },
+        },
+    )
+    wait_active(firehose, name)
+    records = [json.dumps({"customer": {"id": customer}, "n": i}).encode() + b"\n"
+               for i in range(60) for customer in ("alpha", "beta")]
+    answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
+    assert answer["FailedPutCount"] == 0, answer
+
+    def done():
+        found = objects(bucket)
+        return sum(len(body) for body in found.values()) >= len(b"".join(records)) and found
+
+    found = wait_for("partitioned records", done)
+    for customer in ("alpha", "beta"):
+        mine = {key: body for key, body in found.items() if key.startswith(f"customer={customer}/")}
+        assert mine, f"no object under customer={customer}/: {sorted(found)}"
+        lines = [json.loads(line) for body in mine.values() for line in body.splitlines() if line]
+        assert all(line["customer"]["id"] == customer for line in lines), lines[:3]
+        assert sorted(line["n"] for line in lines) == list(range(60)), f"{customer}: {len(lines)} records"
+    print("OK partition")
 
 
 def api():
@@ -402,6 +444,7 @@ def direct_verify():
 
 
 PHASES = {
+    "partition": partition,
     "direct-put": direct_put,
     "direct-verify": direct_verify,
     "direct": direct,
