@@ -12,7 +12,9 @@
 use crate::buffer::{Buffer, FlushReason, encode};
 use crate::config::{DeliveryStreamConfig, DynamicPartitioning, S3Destination};
 use crate::error::FirehoseError;
-use crate::layout::{PrefixContext, PrefixTemplate, object_name, random_string, validate_partition_value};
+use crate::layout::{
+    PrefixContext, PrefixTemplate, object_name, random_string, validate_partition_value,
+};
 use crate::sink::ObjectSink;
 use crate::transform::{TransformInput, TransformOutcome, Transformer, error_record_line};
 use bytes::Bytes;
@@ -150,7 +152,11 @@ impl Shared {
                 destination.error_output_prefix.as_deref(),
             )?,
             transformer: destination.processing.clone().map(|processing| {
-                Transformer::new(processing, self.delivery_stream_arn.clone(), self.clock.clone())
+                Transformer::new(
+                    processing,
+                    self.delivery_stream_arn.clone(),
+                    self.clock.clone(),
+                )
             }),
             config,
         })
@@ -254,7 +260,10 @@ impl DeliveryProcessor {
                 let inputs: Vec<TransformInput> = chunk
                     .iter()
                     .map(|record| TransformInput {
-                        record_id: format!("{}-{}", record.sequence_number, record.sub_sequence_number),
+                        record_id: format!(
+                            "{}-{}",
+                            record.sequence_number, record.sub_sequence_number
+                        ),
                         arrival: record.approximate_arrival_timestamp,
                         data: record.data.clone(),
                     })
@@ -287,7 +296,10 @@ impl DeliveryProcessor {
                     ),
                 ),
                 TransformOutcome::Ok(data) => {
-                    match partition_of(compiled.config.destination.dynamic_partitioning.as_ref(), &data) {
+                    match partition_of(
+                        compiled.config.destination.dynamic_partitioning.as_ref(),
+                        &data,
+                    ) {
                         Ok(values) => (BufferKey::Data(values), data),
                         Err(message) => (
                             BufferKey::Error(PARTITIONING_FAILED),
@@ -307,7 +319,10 @@ impl DeliveryProcessor {
             self.push(key.clone(), data, record);
             let hints = compiled.config.destination.buffering;
             let now = self.shared.clock.monotonic();
-            if self.buffers.get(&key).and_then(|buffer| buffer.due(&hints, now))
+            if self
+                .buffers
+                .get(&key)
+                .and_then(|buffer| buffer.due(&hints, now))
                 == Some(FlushReason::Size)
             {
                 self.flush(compiled, &key, FlushReason::Size).await?;
@@ -397,7 +412,12 @@ impl DeliveryProcessor {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.shared.sink.put(&destination.bucket, &object_key, body.clone()).await {
+            match self
+                .shared
+                .sink
+                .put(&destination.bucket, &object_key, body.clone())
+                .await
+            {
                 Ok(()) => break,
                 Err(error) if attempt < SINK_ATTEMPTS => {
                     tracing::warn!(%error, key = %object_key, attempt, "storing an object failed; retrying");
@@ -419,7 +439,15 @@ impl DeliveryProcessor {
         self.shared.add(&counters.bytes, body_len);
         let labels = [
             ("delivery_stream", self.delivery_stream.clone()),
-            ("kind", if matches!(key, BufferKey::Data(_)) { "data" } else { "error" }.to_owned()),
+            (
+                "kind",
+                if matches!(key, BufferKey::Data(_)) {
+                    "data"
+                } else {
+                    "error"
+                }
+                .to_owned(),
+            ),
         ];
         metrics::counter!("kcl_firehose_files_total", &labels).increment(1);
         metrics::counter!("kcl_firehose_records_written_total", &labels).increment(record_count);
@@ -431,7 +459,10 @@ impl DeliveryProcessor {
 
     /// Checkpoints at the last record before the oldest one still buffered (or the last
     /// processed record when nothing is buffered).
-    async fn checkpoint(&mut self, checkpointer: &RecordCheckpointer) -> Result<(), ProcessorError> {
+    async fn checkpoint(
+        &mut self,
+        checkpointer: &RecordCheckpointer,
+    ) -> Result<(), ProcessorError> {
         let oldest_pending = self
             .buffers
             .values()
@@ -488,15 +519,19 @@ fn partition_of(
     let Some(partitioning) = partitioning else {
         return Ok(BTreeMap::new());
     };
-    let json: serde_json::Value = serde_json::from_slice(data)
-        .map_err(|error| format!("the record is not JSON: {error}"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(data).map_err(|error| format!("the record is not JSON: {error}"))?;
     let mut values = BTreeMap::new();
     for key in &partitioning.keys {
         let mut node = &json;
         for segment in &key.path {
-            node = node
-                .get(segment)
-                .ok_or_else(|| format!("the record has no .{} for key {:?}", key.path.join("."), key.name))?;
+            node = node.get(segment).ok_or_else(|| {
+                format!(
+                    "the record has no .{} for key {:?}",
+                    key.path.join("."),
+                    key.name
+                )
+            })?;
         }
         let value = match node {
             serde_json::Value::String(text) => text.clone(),
@@ -527,7 +562,10 @@ impl ShardRecordProcessor for DeliveryProcessor {
         self.process(input).instrument(span).await
     }
 
-    async fn shard_ended(&mut self, checkpointer: RecordCheckpointer) -> Result<(), ProcessorError> {
+    async fn shard_ended(
+        &mut self,
+        checkpointer: RecordCheckpointer,
+    ) -> Result<(), ProcessorError> {
         let span = self.span.clone();
         async {
             let compiled = self.compiled()?;
@@ -667,17 +705,30 @@ mod tests {
     fn partition_values_come_from_json_paths() {
         let partitioning = DynamicPartitioning {
             keys: vec![
-                PartitionKeyQuery { name: "customer".into(), path: vec!["customer".into(), "id".into()] },
-                PartitionKeyQuery { name: "day".into(), path: vec!["day".into()] },
+                PartitionKeyQuery {
+                    name: "customer".into(),
+                    path: vec!["customer".into(), "id".into()],
+                },
+                PartitionKeyQuery {
+                    name: "day".into(),
+                    path: vec!["day".into()],
+                },
             ],
         };
-        let ok = partition_of(Some(&partitioning), br#"{"customer":{"id":"acme"},"day":3}"#).unwrap();
+        let ok = partition_of(
+            Some(&partitioning),
+            br#"{"customer":{"id":"acme"},"day":3}"#,
+        )
+        .unwrap();
         assert_eq!(ok.get("customer").map(String::as_str), Some("acme"));
         assert_eq!(ok.get("day").map(String::as_str), Some("3"));
         let cases: &[(&[u8], &str)] = &[
             (b"not json", "not JSON"),
             (br#"{"day":3}"#, "no .customer.id"),
-            (br#"{"customer":{"id":null},"day":3}"#, "string, number or boolean"),
+            (
+                br#"{"customer":{"id":null},"day":3}"#,
+                "string, number or boolean",
+            ),
             (br#"{"customer":{"id":"a/b"},"day":3}"#, "contains '/'"),
         ];
         for (data, reason) in cases {
