@@ -345,3 +345,186 @@ fn parse_path(path: &str) -> Option<Vec<String>> {
     }
     Some(segments)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, path: &[&str]) -> PartitionKeyQuery {
+        PartitionKeyQuery {
+            name: name.into(),
+            path: path.iter().map(|segment| (*segment).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn jq_queries_parse_into_keys() {
+        let cases: &[(&str, Vec<PartitionKeyQuery>)] = &[
+            ("{customer:.customer}", vec![key("customer", &["customer"])]),
+            (
+                " { customer_id : .customer.id , day:.day } ",
+                vec![
+                    key("customer_id", &["customer", "id"]),
+                    key("day", &["day"]),
+                ],
+            ),
+            ("{\"k\": .\"a b\".c}", vec![key("k", &["a b", "c"])]),
+        ];
+        for (query, expected) in cases {
+            let parsed = DynamicPartitioning::parse_jq(query).unwrap();
+            assert_eq!(&parsed.keys, expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn bad_jq_queries_name_the_rule() {
+        let cases = [
+            (".customer", "must be a JQ object"),
+            ("{}", "empty entry"),
+            ("{a}", "must be NAME:.path"),
+            ("{a:.x, a:.y}", "appears twice"),
+            ("{a:.}", "simple path"),
+            ("{a:.x | ascii_downcase}", "simple path"),
+            ("{a:.x[0]}", "simple path"),
+            ("{a-b:.x}", "letters, digits or '_'"),
+        ];
+        for (query, rule) in cases {
+            let message = DynamicPartitioning::parse_jq(query)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains("MetadataExtractionQuery") && message.contains(rule),
+                "{query}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn hints_are_checked_against_the_aws_ranges() {
+        let cases = [
+            (1, 0, None),
+            (128, 900, None),
+            (5, 300, None),
+            (0, 300, Some("BufferingHints.SizeInMBs")),
+            (129, 300, Some("BufferingHints.SizeInMBs")),
+            (5, 901, Some("BufferingHints.IntervalInSeconds")),
+        ];
+        for (size_mib, interval_secs, field) in cases {
+            let result = BufferingHints {
+                size_mib,
+                interval_secs,
+            }
+            .validate();
+            match field {
+                None => assert!(result.is_ok(), "{size_mib}/{interval_secs}"),
+                Some(field) => {
+                    let message = result.unwrap_err().to_string();
+                    assert!(message.contains(field), "{message}");
+                }
+            }
+        }
+        assert_eq!(BufferingHints::default().size_bytes(), 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn destinations_are_validated() {
+        let partitioned = || S3Destination {
+            prefix: Some("c=!{partitionKeyFromQuery:c}/".into()),
+            error_output_prefix: Some("errors/".into()),
+            dynamic_partitioning: Some(DynamicPartitioning::parse_jq("{c:.c}").unwrap()),
+            ..S3Destination::new("my-bucket")
+        };
+        assert!(partitioned().validate().is_ok());
+        assert!(S3Destination::new("my.bucket-1").validate().is_ok());
+        let cases: Vec<(S3Destination, &str)> = vec![
+            (S3Destination::new("ab"), "BucketARN"),
+            (S3Destination::new("My_Bucket"), "BucketARN"),
+            (S3Destination::new("a..b"), "BucketARN"),
+            (S3Destination::new("-ab"), "BucketARN"),
+            (
+                S3Destination {
+                    prefix: Some("/abs/".into()),
+                    ..S3Destination::new("bucket")
+                },
+                "Prefix",
+            ),
+            (
+                S3Destination {
+                    prefix: Some("a/../b/".into()),
+                    ..S3Destination::new("bucket")
+                },
+                "Prefix",
+            ),
+            (
+                S3Destination {
+                    prefix: Some("c=!{partitionKeyFromQuery:c}/".into()),
+                    ..S3Destination::new("bucket")
+                },
+                "needs a dynamic partitioning key",
+            ),
+            (
+                S3Destination {
+                    prefix: Some("static/".into()),
+                    ..partitioned()
+                },
+                "must use !{partitionKeyFromQuery",
+            ),
+            (
+                S3Destination {
+                    error_output_prefix: None,
+                    ..partitioned()
+                },
+                "ErrorOutputPrefix",
+            ),
+            (
+                S3Destination {
+                    processing: Some(Processing {
+                        function_arn: "arn".into(),
+                        command: vec![],
+                        retries: 3,
+                    }),
+                    ..S3Destination::new("bucket")
+                },
+                "ProcessingConfiguration.command",
+            ),
+        ];
+        for (destination, rule) in cases {
+            let message = destination.validate().unwrap_err().to_string();
+            assert!(message.contains(rule), "{destination:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_config_round_trips_through_serde() {
+        let config = DeliveryStreamConfig {
+            name: "orders".into(),
+            version_id: 2,
+            destination: S3Destination {
+                compression: Compression::Gzip,
+                processing: Some(Processing {
+                    function_arn: "arn:aws:lambda:us-east-1:1:function:f".into(),
+                    command: vec!["python3".into(), "t.py".into()],
+                    retries: Processing::DEFAULT_RETRIES,
+                }),
+                ..S3Destination::new("bucket")
+            },
+        };
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            serde_json::from_str::<DeliveryStreamConfig>(&json).unwrap(),
+            config
+        );
+        assert!(config.validate().is_ok());
+        let bad_name = DeliveryStreamConfig {
+            name: "a/b".into(),
+            ..config
+        };
+        assert!(
+            bad_name
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("DeliveryStreamName")
+        );
+    }
+}

@@ -488,7 +488,14 @@ mod tests {
 
     #[test]
     fn prefixes_render_as_documented() {
-        let cases: &[(&str, Option<&str>, &[(&str, &str)], &str)] = &[
+        /// (field, prefix, partition key values, expected rendering)
+        type Case = (
+            &'static str,
+            Option<&'static str>,
+            &'static [(&'static str, &'static str)],
+            &'static str,
+        );
+        let cases: &[Case] = &[
             ("Prefix", None, &[], "2024/02/29/13/"),
             ("Prefix", Some(""), &[], "2024/02/29/13/"),
             ("Prefix", Some("logs/"), &[], "logs/2024/02/29/13/"),

@@ -401,7 +401,12 @@ mod tests {
         assert!(
             matches!(&ok[2], TransformOutcome::Failed { error_code, .. } if error_code == PROCESSING_FAILED_CODE)
         );
-        let bad: &[(&[(&str, &str, Option<&str>)], &str)] = &[
+        /// (answer entries: id, result, data; the rule broken)
+        type Bad = (
+            &'static [(&'static str, &'static str, Option<&'static str>)],
+            &'static str,
+        );
+        let bad: &[Bad] = &[
             (
                 &[("id-0", "Ok", Some("A")), ("id-1", "Ok", Some("B"))],
                 "missing",
