@@ -31,7 +31,6 @@ use kcl_core::lineage::InitialPosition;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// The `X-Amz-Target` prefix of the Firehose API.
 pub const TARGET_PREFIX: &str = "Firehose_20150804.";
@@ -83,7 +82,8 @@ struct Inner {
     /// `DATA_DIR/firehose/leases.sqlite`, or `None` for in-memory leases.
     leases_path: Option<PathBuf>,
     state: tokio::sync::Mutex<State>,
-    maintenance: CancellationToken,
+    /// Set to `true` at shutdown: stops the retention task.
+    maintenance: tokio::sync::watch::Sender<bool>,
     retention_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -146,16 +146,15 @@ impl FirehoseApi {
             }
             None => (Catalog::in_memory(), Broker::new(buffer_config), None, None),
         };
-        let maintenance = CancellationToken::new();
+        let (maintenance, mut stopped) = tokio::sync::watch::channel(false);
         let retention_task = {
             let buffer = buffer.clone();
-            let cancel = maintenance.clone();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(RETENTION_CHECK);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {
-                        () = cancel.cancelled() => return,
+                        _ = stopped.changed() => return,
                         _ = ticks.tick() => {
                             let report = buffer.enforce_retention().await;
                             tracing::debug!(?report, "firehose buffer retention enforced");
@@ -328,7 +327,7 @@ impl FirehoseApi {
         for delivery in deliveries {
             delivery.shutdown().await;
         }
-        self.inner.maintenance.cancel();
+        self.inner.maintenance.send_replace(true);
         let retention_task = self
             .inner
             .retention_task
