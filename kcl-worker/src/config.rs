@@ -67,6 +67,13 @@ pub struct SchedulerConfig {
     /// (default 2 minutes; `None`: never stop). The worker reports itself unhealthy after half
     /// the failover time of failures of any kind.
     pub lease_store_failure_timeout: Option<Duration>,
+    /// Call `process_records` with an empty record list when no records arrived for
+    /// `empty_record_list_interval` (the Java KCL's `callProcessRecordsEvenForEmptyRecordList`),
+    /// so processors with time-based flushing run while the shard is idle (default false).
+    pub call_process_records_even_for_empty_record_list: bool,
+    /// How long a shard is idle before an empty `process_records` call (default 1 s; only with
+    /// `call_process_records_even_for_empty_record_list`).
+    pub empty_record_list_interval: Duration,
     /// Monotonic and wall time.
     pub clock: SharedClock,
 }
@@ -111,6 +118,8 @@ impl SchedulerConfig {
             shutdown_timeout: Duration::from_secs(30),
             metrics_interval: Some(Duration::from_secs(60)),
             lease_store_failure_timeout: Some(Duration::from_secs(120)),
+            call_process_records_even_for_empty_record_list: false,
+            empty_record_list_interval: Duration::from_secs(1),
             clock: SystemClock::shared(),
         }
     }

@@ -63,6 +63,8 @@ pub(crate) struct ConsumerEnv {
     pub(crate) retrievers: TaskTracker,
     /// Notified when a shard ended (the scheduler syncs shards at once).
     pub(crate) shard_ended: Arc<Notify>,
+    /// Idle time after which `process_records` is called with no records (`None`: never).
+    pub(crate) empty_record_list_interval: Option<Duration>,
 }
 
 /// Signals the scheduler sends a consumer.
@@ -545,6 +547,25 @@ impl Consumer {
         exit
     }
 
+    /// Calls `process_records` with no records (the shard is idle). A failure is logged and
+    /// not retried: the next idle call or batch comes soon.
+    async fn process_empty_record_list(
+        &self,
+        processor: &mut Box<dyn ShardRecordProcessor>,
+        checkpointer: &RecordCheckpointer,
+    ) {
+        let input = ProcessRecordsInput {
+            records: Vec::new(),
+            checkpointer: checkpointer.clone(),
+            millis_behind_latest: 0,
+            is_at_shard_end: false,
+            child_shards: Vec::new(),
+        };
+        if let Err(error) = guarded(processor.process_records(input)).await {
+            tracing::warn!(%error, "process_records with an empty record list failed");
+        }
+    }
+
     /// PROCESSING → SHUTTING_DOWN: delivers batches until the shard ends, the lease is lost,
     /// shutdown is requested or the failure policy stops the shard.
     async fn process_batches(
@@ -570,6 +591,12 @@ impl Consumer {
                     continue;
                 }
                 batch = batches.next() => batch,
+                () = tokio::time::sleep(self.env.empty_record_list_interval.unwrap_or_default()),
+                    if self.env.empty_record_list_interval.is_some() =>
+                {
+                    self.process_empty_record_list(processor, checkpointer).await;
+                    continue;
+                }
             };
             let batch = match batch {
                 Some(Ok(batch)) => batch,
@@ -800,6 +827,10 @@ mod tests {
             if self.0.failing.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err("injected".into());
             }
+            if input.records.is_empty() {
+                self.0.push("empty");
+                return Ok(());
+            }
             for record in &input.records {
                 self.0.push(format!("record {}", record.sequence_number));
             }
@@ -834,6 +865,14 @@ mod tests {
     }
 
     fn setup(shard: ScriptedShard, failure_policy: FailurePolicy) -> Setup {
+        setup_with(shard, failure_policy, None)
+    }
+
+    fn setup_with(
+        shard: ScriptedShard,
+        failure_policy: FailurePolicy,
+        empty_record_list_interval: Option<Duration>,
+    ) -> Setup {
         let store = Arc::new(InMemoryLeaseStore::new());
         let journal = Journal::default();
         let factory_journal = journal.clone();
@@ -860,6 +899,7 @@ mod tests {
             metrics: Arc::new(WorkerMetrics::new("test-worker", TokioClock::shared())),
             retrievers: TaskTracker::new(),
             shard_ended: Arc::new(Notify::new()),
+            empty_record_list_interval,
         });
         Setup {
             env,
@@ -956,6 +996,46 @@ mod tests {
             ExtendedSequenceNumber::new(SequenceNumber::from_u128(5), 0)
         );
         assert_eq!(lease.lease_owner, None, "released");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_shard_gets_empty_process_records_calls_only_when_configured() {
+        let record_events =
+            |events: &[String]| events.iter().filter(|e| e.starts_with("record")).count();
+        let empty_events =
+            |events: &[String]| events.iter().filter(|e| e.as_str() == "empty").count();
+
+        // Default: no empty calls, however long the shard stays idle.
+        let quiet = setup(open_shard(2), FailurePolicy::RetryForever);
+        let (signals, task) = quiet.start(quiet.hold(0, &[]).await);
+        quiet.until(|events| record_events(events) == 2).await;
+        // (Well within the lease's failover time: nothing renews it in these tests.)
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(empty_events(&quiet.journal.events()), 0);
+        signals.shutdown.cancel();
+        assert_eq!(task.await.expect("task"), ConsumerExit::ShutdownRequested);
+
+        // Configured: the idle shard is called with empty lists, after the records, in order.
+        let calling = setup_with(
+            open_shard(2),
+            FailurePolicy::RetryForever,
+            Some(Duration::from_millis(500)),
+        );
+        let (signals, task) = calling.start(calling.hold(0, &[]).await);
+        calling
+            .until(|events| record_events(events) == 2 && empty_events(events) >= 3)
+            .await;
+        signals.shutdown.cancel();
+        assert_eq!(task.await.expect("task"), ConsumerExit::ShutdownRequested);
+        let events = calling.journal.events();
+        let last_record = events
+            .iter()
+            .rposition(|e| e.starts_with("record"))
+            .expect("records");
+        assert!(
+            events[last_record + 1..].iter().any(|e| e == "empty"),
+            "{events:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -239,6 +239,9 @@ impl Scheduler {
             metrics: metrics.clone(),
             retrievers: TaskTracker::new(),
             shard_ended: shard_sync_now.clone(),
+            empty_record_list_interval: config
+                .call_process_records_even_for_empty_record_list
+                .then_some(config.empty_record_list_interval),
         });
         let health = Arc::new(StoreHealth::new(
             config.lease.failover_time() / 2,

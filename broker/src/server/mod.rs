@@ -37,6 +37,7 @@
 pub(crate) mod codec;
 pub(crate) mod cors;
 pub(crate) mod error;
+pub mod extension;
 pub mod metrics;
 pub mod regions;
 pub(crate) mod sigv4;
@@ -44,6 +45,9 @@ pub(crate) mod wire;
 pub(crate) mod wire_account;
 
 pub use error::{MAX_BODY_BYTES, ServerError};
+pub use extension::{
+    ExtensionError, ExtensionFormat, ExtensionRequest, ExtensionService, Extensions,
+};
 pub use regions::{OpenRegionError, RegionOpener, Regions};
 pub use sigv4::{AuthKeys, ParseAuthKeysError, is_region_name};
 
@@ -81,6 +85,9 @@ pub struct ServerOptions {
     /// them `MissingAuthenticationTokenException` as AWS does. Ignored when [`Self::auth`]
     /// is set: then every request must be signed with one of its keys.
     pub allow_unsigned: bool,
+    /// Other AWS JSON services answered on this port by `X-Amz-Target` prefix (the
+    /// [`extension`] hook), e.g. the Firehose API.
+    pub extensions: Extensions,
 }
 
 /// What every request handler shares.
@@ -261,6 +268,9 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
 }
 
 async fn answer(state: &ServerState, request: Request) -> Response {
+    if let Some((service, operation)) = extension_target(state, request.headers()) {
+        return serve_extension(state, service, operation, request).await;
+    }
     let (parts, body) = request.into_parts();
     let format = WireFormat::from_content_type(
         parts
@@ -302,6 +312,78 @@ async fn answer(state: &ServerState, request: Request) -> Response {
     response
         .headers_mut()
         .insert("x-amzn-requestid", request_id_header());
+    response
+}
+
+/// The registered extension whose `X-Amz-Target` prefix the request names, with the operation.
+fn extension_target(
+    state: &ServerState,
+    headers: &HeaderMap,
+) -> Option<(Arc<dyn ExtensionService>, String)> {
+    let target = headers.get("x-amz-target")?.to_str().ok()?;
+    let (service, operation) = state.options.extensions.route(target)?;
+    Some((service, operation.to_owned()))
+}
+
+/// Serves an extension's request: the shared body limit and SigV4 check, then the service.
+async fn serve_extension(
+    state: &ServerState,
+    service: Arc<dyn ExtensionService>,
+    operation: String,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let format = match WireFormat::from_content_type(
+        parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+    ) {
+        WireFormat::Json => ExtensionFormat::Json,
+        WireFormat::Cbor => ExtensionFormat::Cbor,
+    };
+    let checked = async {
+        let body = read_body(&parts.headers, body).await?;
+        let region = authenticate(state, &parts, &body).await?;
+        Ok::<_, ServerError>((body, region))
+    }
+    .await;
+    let outcome = match checked {
+        Ok((body, region)) => {
+            let request = ExtensionRequest {
+                operation: operation.clone(),
+                body,
+                region,
+                format,
+            };
+            service.call(request).await
+        }
+        Err(error) => Err(ExtensionError {
+            status: error.http_status(),
+            error_type: error.aws_type().to_owned(),
+            message: error.to_string(),
+        }),
+    };
+    let (status, body, error_type) = match outcome {
+        Ok(value) => (StatusCode::OK, value, None),
+        Err(error) => {
+            tracing::debug!(target_prefix = service.target_prefix(), operation = %operation,
+                error_type = %error.error_type, "extension request rejected");
+            let status =
+                StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, error.body(), Some(error.error_type))
+        }
+    };
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Some(value) = error_type.and_then(|text| HeaderValue::from_str(&text).ok()) {
+        headers.insert("x-amzn-errortype", value);
+    }
+    headers.insert("x-amzn-requestid", request_id_header());
     response
 }
 

@@ -37,6 +37,9 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Manage streams: create, describe, list, split, merge, scale, delete.
     Stream(StreamArgs),
+    /// Manage Firehose delivery streams of a `kinesis-broker --firehose-dir`: create,
+    /// describe, put, list, delete.
+    Firehose(FirehoseArgs),
     /// Show the lease table of an application.
     Leases(LeasesArgs),
     /// Show the lease table with each shard's lag read from the broker.
@@ -240,6 +243,70 @@ pub enum StreamCommand {
     /// Delete a stream.
     Delete {
         /// The stream name.
+        name: String,
+    },
+}
+
+/// Arguments of `kcl firehose`.
+#[derive(Debug, Clone, Args)]
+pub struct FirehoseArgs {
+    /// The delivery stream operation.
+    #[command(subcommand)]
+    pub command: FirehoseCommand,
+}
+
+/// The operations of `kcl firehose`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FirehoseCommand {
+    /// Create a delivery stream to an S3 bucket and wait until it is active.
+    Create {
+        /// The delivery stream name.
+        name: String,
+        /// The destination bucket (objects under `--firehose-dir DIR/BUCKET/` of the broker).
+        #[arg(long)]
+        bucket: String,
+        /// Read this Kinesis stream (KinesisStreamAsSource) instead of DirectPut.
+        #[arg(long)]
+        source_stream: Option<String>,
+        /// The object key prefix (default `YYYY/MM/DD/HH/`).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The prefix of failed records (default `processing-failed/YYYY/MM/DD/HH/`).
+        #[arg(long)]
+        error_prefix: Option<String>,
+        /// The buffer size hint in MiB (1-128).
+        #[arg(long, default_value_t = 5)]
+        size_mib: u32,
+        /// The buffer interval hint in seconds (0-900).
+        #[arg(long, default_value_t = 300)]
+        interval_secs: u32,
+        /// Compress objects with GZIP.
+        #[arg(long)]
+        gzip: bool,
+        /// Transform records with this Lambda function ARN (run by the broker as the
+        /// `--firehose-lambda NAME=COMMAND` of the function's name).
+        #[arg(long)]
+        lambda_arn: Option<String>,
+    },
+    /// Describe a delivery stream.
+    Describe {
+        /// The delivery stream name.
+        name: String,
+    },
+    /// Put records (PutRecordBatch, 500 at a time): each --data, else each line of stdin,
+    /// with a newline appended.
+    Put {
+        /// The delivery stream name.
+        name: String,
+        /// A record (repeatable); without any, stdin's lines are the records.
+        #[arg(long)]
+        data: Vec<String>,
+    },
+    /// List the delivery streams.
+    List,
+    /// Delete a delivery stream.
+    Delete {
+        /// The delivery stream name.
         name: String,
     },
 }

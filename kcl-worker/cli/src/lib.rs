@@ -16,6 +16,7 @@
 pub mod args;
 pub mod control;
 pub mod demo;
+pub mod firehose;
 pub mod kinesis_json;
 pub mod lease_spec;
 pub mod leases;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run_demo_command(args).await,
         Command::Produce(args) => control::run_produce(args, endpoint).await,
         Command::Stream(args) => control::run_stream(args, endpoint).await,
+        Command::Firehose(args) => firehose::run_firehose(args, endpoint).await,
         Command::Leases(args) => run_leases(args, endpoint).await,
         Command::Status(args) => run_status(args, endpoint).await,
     }

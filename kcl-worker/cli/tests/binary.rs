@@ -12,7 +12,9 @@ fn kcl_lists_its_commands() {
         .expect("kcl runs");
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for command in ["demo", "worker", "produce", "stream", "leases", "status"] {
+    for command in [
+        "demo", "worker", "produce", "stream", "firehose", "leases", "status",
+    ] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
     assert!(help.contains("--endpoint"), "global --endpoint:\n{help}");

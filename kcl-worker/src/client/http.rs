@@ -128,6 +128,29 @@ impl CallError {
 }
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+/// An AWS JSON 1.1 service reachable on the client's endpoint: its `X-Amz-Target` prefix and
+/// SigV4 signing name (Kinesis, or e.g. Firehose on `kinesis-broker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonService {
+    /// The `X-Amz-Target` prefix with its trailing dot (`Kinesis_20131202.`).
+    pub target_prefix: &'static str,
+    /// The SigV4 service name of the credential scope (`kinesis`).
+    pub signing_name: &'static str,
+}
+
+impl JsonService {
+    /// Kinesis Data Streams.
+    pub const KINESIS: JsonService = JsonService {
+        target_prefix: TARGET_PREFIX,
+        signing_name: "kinesis",
+    };
+    /// Amazon Data Firehose.
+    pub const FIREHOSE: JsonService = JsonService {
+        target_prefix: "Firehose_20150804.",
+        signing_name: "firehose",
+    };
+}
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 impl HttpStreamClient {
@@ -190,15 +213,37 @@ impl HttpStreamClient {
         self.call(operation, &body).await
     }
 
+    /// Calls `operation` of another JSON service on the same endpoint (e.g.
+    /// [`JsonService::FIREHOSE`]), signed and retried as the Kinesis calls are.
+    pub async fn call_service_json(
+        &self,
+        service: JsonService,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, KinesisError> {
+        self.call_service(service, operation, &body).await
+    }
+
     /// Calls `operation` with `body`, retrying transient failures, and decodes the answer.
     async fn call<T: DeserializeOwned>(
         &self,
         operation: &str,
         body: &(impl Serialize + Sync),
     ) -> Result<T, KinesisError> {
+        self.call_service(JsonService::KINESIS, operation, body)
+            .await
+    }
+
+    /// Calls `operation` of `service` with `body`, retrying transient failures.
+    async fn call_service<T: DeserializeOwned>(
+        &self,
+        service: JsonService,
+        operation: &str,
+        body: &(impl Serialize + Sync),
+    ) -> Result<T, KinesisError> {
         let body = encode_body(operation, body)?;
         let attempt = || async {
-            let response = self.send(operation, body.clone(), true).await?;
+            let response = self.send_to(service, operation, body.clone(), true).await?;
             let bytes = response.bytes().await.map_err(|error| {
                 CallError::Transport(format!("reading {operation} response: {error}"))
             })?;
@@ -227,7 +272,19 @@ impl HttpStreamClient {
         body: Bytes,
         with_timeout: bool,
     ) -> Result<reqwest::Response, CallError> {
-        let target = format!("{TARGET_PREFIX}{operation}");
+        self.send_to(JsonService::KINESIS, operation, body, with_timeout)
+            .await
+    }
+
+    /// Sends one signed request to `service`.
+    async fn send_to(
+        &self,
+        service: JsonService,
+        operation: &str,
+        body: Bytes,
+        with_timeout: bool,
+    ) -> Result<reqwest::Response, CallError> {
+        let target = format!("{}{operation}", service.target_prefix);
         let now = SystemTime::now();
         let credentials = self
             .inner
@@ -235,7 +292,7 @@ impl HttpStreamClient {
             .credentials_at(now)
             .await
             .map_err(CallError::Credentials)?;
-        let headers = self.sign(&credentials, now, &target, &body)?;
+        let headers = self.sign(&credentials, now, service.signing_name, &target, &body)?;
         let mut request = self
             .inner
             .http
@@ -300,6 +357,7 @@ impl HttpStreamClient {
         &self,
         credentials: &Credentials,
         now: SystemTime,
+        signing_name: &str,
         target: &str,
         body: &[u8],
     ) -> Result<Vec<(String, String)>, CallError> {
@@ -309,7 +367,7 @@ impl HttpStreamClient {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.inner.region)
-            .name("kinesis")
+            .name(signing_name)
             .time(now)
             .settings(SigningSettings::default())
             .build()

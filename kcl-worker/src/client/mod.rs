@@ -20,5 +20,5 @@ pub use credentials::{CredentialsSource, StaticCredentials};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedStreamClient;
 pub use endpoint::{ResolvedEndpoint, resolve_endpoint};
-pub use http::{HttpClientConfig, HttpStreamClient};
+pub use http::{HttpClientConfig, HttpStreamClient, JsonService};
 pub use retry::RetryConfig;

@@ -22,9 +22,21 @@ pub(crate) async fn start_broker(
     log_file: &Path,
     extra_args: &[&str],
 ) -> BrokerProcess {
+    start_broker_on("127.0.0.1:0", data_dir, log_file, extra_args).await
+}
+
+/// As [`start_broker`], listening on `listen` (e.g. the port of a killed broker, so clients
+/// reconnect to its successor).
+#[allow(dead_code)]
+pub(crate) async fn start_broker_on(
+    listen: &str,
+    data_dir: &Path,
+    log_file: &Path,
+    extra_args: &[&str],
+) -> BrokerProcess {
     let log = std::fs::File::create(log_file).expect("create the broker log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kinesis-broker"))
-        .args(["--listen", "127.0.0.1:0", "--fsync", "always"])
+        .args(["--listen", listen, "--fsync", "always"])
         .args(extra_args)
         .arg("--data-dir")
         .arg(data_dir)

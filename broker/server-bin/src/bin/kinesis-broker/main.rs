@@ -100,6 +100,15 @@ struct Flags {
     /// Serve Prometheus metrics at GET /metrics on this address (a bare port means loopback).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Serve the Firehose API, writing S3-destination objects under DIR/BUCKET/ (without it
+    /// Firehose requests are answered with an error).
+    #[arg(long)]
+    firehose_dir: Option<PathBuf>,
+    /// A Lambda function of Firehose processing configurations, run locally as NAME=COMMAND
+    /// (`sh -c COMMAND`; repeatable).
+    #[arg(long)]
+    #[serde(default)]
+    firehose_lambda: Vec<String>,
 }
 
 impl Flags {
@@ -125,6 +134,12 @@ impl Flags {
             tls_key: self.tls_key.or(file.tls_key),
             retention_check: self.retention_check.or(file.retention_check),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            firehose_dir: self.firehose_dir.or(file.firehose_dir),
+            firehose_lambda: if self.firehose_lambda.is_empty() {
+                file.firehose_lambda
+            } else {
+                self.firehose_lambda
+            },
         }
     }
 }
@@ -151,6 +166,13 @@ struct Settings {
     options: ServerOptions,
     tls: Option<TlsFiles>,
     retention_check: Duration,
+    firehose: Option<FirehoseSettings>,
+}
+
+/// `--firehose-dir` and `--firehose-lambda`.
+struct FirehoseSettings {
+    dir: PathBuf,
+    lambdas: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn settings(flags: Flags) -> anyhow::Result<Settings> {
@@ -163,7 +185,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
     let Some(fsync) = FsyncPolicy::parse(fsync_name, interval) else {
         bail!("--fsync: {fsync_name:?} must be always, interval or never");
     };
-    let storage = flags.data_dir.map(|dir| {
+    let storage = flags.data_dir.clone().map(|dir| {
         let mut config = StorageConfig::new(dir, fsync);
         if let Some(bytes) = flags.segment_bytes {
             config.segment_bytes = bytes.max(4096);
@@ -219,7 +241,14 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         .as_deref()
         .map(|text| metrics_listen::parse_addr("metrics-listen", text))
         .transpose()?;
+    let lambdas = firehose_setup::parse_lambdas(&flags.firehose_lambda)?;
+    let firehose = match flags.firehose_dir {
+        Some(dir) => Some(FirehoseSettings { dir, lambdas }),
+        None if !lambdas.is_empty() => bail!("--firehose-lambda needs --firehose-dir"),
+        None => None,
+    };
     Ok(Settings {
+        firehose,
         listen,
         metrics_listen,
         storage,
@@ -227,6 +256,7 @@ fn settings(flags: Flags) -> anyhow::Result<Settings> {
         options: ServerOptions {
             auth,
             allow_unsigned: flags.allow_unsigned,
+            ..ServerOptions::default()
         },
         tls,
         retention_check,
@@ -269,6 +299,7 @@ async fn shutdown_signal() {
     }
 }
 
+mod firehose_setup;
 mod metrics_listen;
 
 /// The disk journals of every region opened so far (synced and stopped at shutdown).
@@ -438,19 +469,35 @@ async fn main() -> anyhow::Result<()> {
 
     let journals = Journals::default();
     let regions = open_regions(&settings, &journals).await?;
-    let server = match settings.tls.clone() {
-        Some(tls) => {
-            broker::server::spawn_tls(
-                regions.clone(),
-                settings.options.clone(),
-                settings.listen,
-                tls,
+    let mut options = settings.options.clone();
+    let firehose = match settings.firehose {
+        Some(firehose) => {
+            let data_dir = settings
+                .storage
+                .as_ref()
+                .map(|storage| storage.data_dir.clone());
+            let api = firehose_setup::open(
+                firehose.dir,
+                data_dir,
+                firehose.lambdas,
+                &regions.default_broker(),
             )
-            .await
+            .await?;
+            options.extensions.register(Arc::new(api.clone()));
+            Some(api)
         }
         None => {
-            broker::server::spawn(regions.clone(), settings.options.clone(), settings.listen).await
+            options
+                .extensions
+                .register(Arc::new(firehose_setup::FirehoseOff));
+            None
         }
+    };
+    let server = match settings.tls.clone() {
+        Some(tls) => {
+            broker::server::spawn_tls(regions.clone(), options.clone(), settings.listen, tls).await
+        }
+        None => broker::server::spawn(regions.clone(), options.clone(), settings.listen).await,
     }
     .with_context(|| format!("cannot listen on {}", settings.listen))?;
     tracing::info!(
@@ -460,6 +507,7 @@ async fn main() -> anyhow::Result<()> {
         auth = settings.options.auth.is_some(),
         allow_unsigned = settings.options.allow_unsigned,
         regions = ?regions.names(),
+        firehose = firehose.is_some(),
         "kinesis-broker started"
     );
     {
@@ -493,6 +541,9 @@ async fn main() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await;
+    if let Some(firehose) = firehose {
+        firehose.shutdown().await;
+    }
     maintenance.cancel();
     let _ = retention_task.await;
     for broker in regions.brokers() {
