@@ -9,7 +9,7 @@
 
 use super::codec::{Blob, Timestamp};
 use super::error::ServerError;
-use crate::engine::validate::Violations;
+use crate::engine::validate::{self, Violations};
 use crate::engine::{
     Consumer, ConsumerRef, CreateStreamInput, DescribeLimitsOutput, DescribeStreamInput,
     EncryptionType, EnhancedMonitoringInput, EnhancedMonitoringOutput, GetRecordsInput,
@@ -446,7 +446,7 @@ impl SplitShardRequest {
         violations.into_result()?;
         Ok(SplitShardInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_to_split: ShardId::from(shard.unwrap_or_default()),
+            shard_to_split: validate::parse_shard_id(&shard.unwrap_or_default()),
             new_starting_hash_key: key.unwrap_or_default(),
         })
     }
@@ -472,8 +472,8 @@ impl MergeShardsRequest {
         violations.into_result()?;
         Ok(MergeShardsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_to_merge: ShardId::from(shard.unwrap_or_default()),
-            adjacent_shard_to_merge: ShardId::from(adjacent.unwrap_or_default()),
+            shard_to_merge: validate::parse_shard_id(&shard.unwrap_or_default()),
+            adjacent_shard_to_merge: validate::parse_shard_id(&adjacent.unwrap_or_default()),
         })
     }
 }
@@ -1069,6 +1069,28 @@ fn starting_position(
             ),
         ))
     };
+    // GetShardIterator words a missing or superfluous sequence number as Kinesis does.
+    let either_or = |detail: String| {
+        ServerError::Kinesis(validate::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and \
+             StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. \
+             Request specified {detail}."
+        )))
+    };
+    if type_field == "shardIteratorType" {
+        let has_sequence = sequence_number.is_some();
+        match kind {
+            "TRIM_HORIZON" | "LATEST" if has_sequence => {
+                return Err(either_or(format!(
+                    "{kind} and also a StartingSequenceNumber"
+                )));
+            }
+            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" if !has_sequence => {
+                return Err(either_or(format!("{kind} and no StartingSequenceNumber")));
+            }
+            _ => {}
+        }
+    }
     Ok(match kind {
         "TRIM_HORIZON" => Some(StartingPosition::TrimHorizon),
         "LATEST" => Some(StartingPosition::Latest),
@@ -1117,7 +1139,7 @@ impl IntoInput for GetShardIteratorRequest {
         };
         Ok(GetShardIteratorInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_id: ShardId::from(shard_id),
+            shard_id: validate::parse_shard_id(&shard_id),
             position,
         })
     }
@@ -1269,7 +1291,7 @@ impl IntoInput for SubscribeToShardRequest {
         };
         Ok(SubscribeToShardInput {
             consumer_arn,
-            shard_id: ShardId::from(shard_id),
+            shard_id: validate::parse_shard_id(&shard_id),
             starting_position: position,
         })
     }
