@@ -375,7 +375,7 @@ fn check_type(node: &Node<'_>, kind: &Type) -> Result<(), String> {
 /// Why `text` is not canonical padded base64, in AWS's words.
 fn base64_problem(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Some(format!(
             "Base64 encoded length is expected a multiple of 4 bytes but found: {}",
             text.chars().count()
