@@ -39,7 +39,7 @@ pub(crate) fn check(operation: &str, format: WireFormat, body: &[u8]) -> Result<
     };
     check_types(fields, members).map_err(ServerError::Serialization)?;
     let mut violations = Vec::new();
-    check_structure(fields, members, "", &mut violations);
+    check_structure(fields, members, &Path::ROOT, &mut violations);
     if violations.is_empty() {
         return Ok(());
     }
@@ -427,15 +427,65 @@ fn lower_first(name: &str) -> String {
     }
 }
 
-fn path_of(parent: &str, name: &str) -> String {
-    if parent.is_empty() {
-        lower_first(name)
-    } else {
-        format!("{parent}.{}", lower_first(name))
+/// Where a member sits in the request; written out (`records.2.member.data`) only when a
+/// violation names it, so valid requests allocate no paths.
+#[derive(Debug, Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    segment: Segment<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Segment<'a> {
+    /// The request itself.
+    Root,
+    /// A member, by its wire name.
+    Member(&'a str),
+    /// The `index`-th (from 0) element of a list.
+    Element(usize),
+}
+
+impl<'a> Path<'a> {
+    const ROOT: Path<'static> = Path {
+        parent: None,
+        segment: Segment::Root,
+    };
+
+    fn child(&'a self, segment: Segment<'a>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            segment,
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.write(out);
+        }
+        match self.segment {
+            Segment::Root => {}
+            Segment::Member(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&lower_first(name));
+            }
+            Segment::Element(index) => {
+                out.push_str(&format!(".{}.member", index + 1));
+            }
+        }
     }
 }
 
-fn push(out: &mut Vec<String>, shown: Option<&str>, path: &str, constraint: &str) {
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        self.write(&mut out);
+        formatter.write_str(&out)
+    }
+}
+
+fn push(out: &mut Vec<String>, shown: Option<&str>, path: &Path<'_>, constraint: &str) {
     if out.len() >= MAX_VIOLATIONS {
         return;
     }
@@ -450,16 +500,16 @@ fn push(out: &mut Vec<String>, shown: Option<&str>, path: &str, constraint: &str
 fn check_structure(
     fields: &[(Cow<'_, str>, Node<'_>)],
     members: &[Member],
-    parent: &str,
+    parent: &Path<'_>,
     out: &mut Vec<String>,
 ) {
     for member in members {
-        let path = path_of(parent, member.name);
+        let path = parent.child(Segment::Member(member.name));
         check_member(member, field(fields, member.name), &path, out);
     }
 }
 
-fn check_member(member: &Member, value: Option<&Node<'_>>, path: &str, out: &mut Vec<String>) {
+fn check_member(member: &Member, value: Option<&Node<'_>>, path: &Path<'_>, out: &mut Vec<String>) {
     let Some(value) = value else {
         if member.required && out.len() < MAX_VIOLATIONS {
             out.push(format!(
@@ -607,23 +657,25 @@ fn check_list(
     member: &Member,
     item: &Member,
     items: &[Node<'_>],
-    path: &str,
+    path: &Path<'_>,
     out: &mut Vec<String>,
 ) {
     let is_structure_list = matches!(item.kind, Type::Structure(_));
-    let shown = (!is_structure_list).then(|| {
-        let joined: Vec<String> = items.iter().map(shown_scalar).collect();
-        format!("[{}]", joined.join(", "))
-    });
+    let shown = || {
+        (!is_structure_list).then(|| {
+            let joined: Vec<String> = items.iter().map(shown_scalar).collect();
+            format!("[{}]", joined.join(", "))
+        })
+    };
     for rule in member.rules {
         if let Some(constraint) = length_violation(rule, items.len()) {
-            push(out, shown.as_deref(), path, &constraint);
+            push(out, shown().as_deref(), path, &constraint);
         }
     }
     if let Type::Structure(members) = item.kind {
         for (index, value) in items.iter().enumerate() {
             if let Node::Map(fields) = value {
-                let element = format!("{path}.{}.member", index + 1);
+                let element = path.child(Segment::Element(index));
                 check_structure(fields, members, &element, out);
             }
         }
@@ -631,7 +683,7 @@ fn check_list(
     }
     if items.iter().any(|value| breaks(item, value)) {
         let constraint = format!("Member must satisfy constraint: {}", rules_text(item));
-        push(out, shown.as_deref(), path, &constraint);
+        push(out, shown().as_deref(), path, &constraint);
     }
 }
 
@@ -640,17 +692,19 @@ fn check_map(
     key: &Member,
     value: &Member,
     entries: &[(Cow<'_, str>, Node<'_>)],
-    path: &str,
+    path: &Path<'_>,
     out: &mut Vec<String>,
 ) {
-    let pairs: Vec<String> = entries
-        .iter()
-        .map(|(name, entry)| format!("{name}={}", shown_scalar(entry)))
-        .collect();
-    let shown = format!("{{{}}}", pairs.join(", "));
+    let shown = || {
+        let pairs: Vec<String> = entries
+            .iter()
+            .map(|(name, entry)| format!("{name}={}", shown_scalar(entry)))
+            .collect();
+        format!("{{{}}}", pairs.join(", "))
+    };
     for rule in member.rules {
         if let Some(constraint) = length_violation(rule, entries.len()) {
-            push(out, Some(&shown), path, &constraint);
+            push(out, Some(&shown()), path, &constraint);
         }
     }
     let bad_key = entries
@@ -658,11 +712,11 @@ fn check_map(
         .any(|(name, _)| breaks(key, &Node::Text(Cow::Borrowed(name))));
     if bad_key {
         let constraint = format!("Map keys must satisfy constraint: {}", rules_text(key));
-        push(out, Some(&shown), path, &constraint);
+        push(out, Some(&shown()), path, &constraint);
     }
     if entries.iter().any(|(_, entry)| breaks(value, entry)) {
         let constraint = format!("Map value must satisfy constraint: {}", rules_text(value));
-        push(out, Some(&shown), path, &constraint);
+        push(out, Some(&shown()), path, &constraint);
     }
 }
 
