@@ -614,6 +614,10 @@ impl Broker {
         let ticket = {
             let _control = inner.control_lock();
             let stream = inner.stream_any(stream)?;
+            let texts = tags
+                .iter()
+                .flat_map(|(key, value)| [key.as_str(), value.as_str()]);
+            validate::tag_characters(texts, "add tags to", &stream.name, inner.account())?;
             let mut meta = state::lock(&stream.meta);
             let new_keys = tags
                 .keys()
@@ -647,6 +651,8 @@ impl Broker {
         let ticket = {
             let _control = inner.control_lock();
             let stream = inner.stream_any(stream)?;
+            let texts = keys.iter().map(String::as_str);
+            validate::tag_characters(texts, "remove tags from", &stream.name, inner.account())?;
             let mut meta = state::lock(&stream.meta);
             for key in keys {
                 meta.tags.remove(key);

@@ -528,9 +528,10 @@ impl BrokerInner {
     }
 
     pub(crate) fn shard_not_found(&self, shard_id: &str, stream_name: &str) -> KinesisError {
-        validate::not_found(format!(
-            "Shard {shard_id} in stream {stream_name} under account {} does not exist",
-            self.account()
+        validate::not_found(validate::shard_not_found_message(
+            shard_id,
+            stream_name,
+            self.account(),
         ))
     }
 

@@ -1,6 +1,6 @@
 //! Input validation with Kinesis's error types and wording.
 
-use kcl_core::kinesis::{HashKey, KinesisError, KinesisErrorKind};
+use kcl_core::kinesis::{HashKey, KinesisError, KinesisErrorKind, ShardId};
 
 /// The pattern of stream and consumer names.
 pub(crate) const NAME_PATTERN: &str = "[a-zA-Z0-9_.-]+";
@@ -146,88 +146,6 @@ impl Violations {
     }
 }
 
-/// The server's checks of leniently decoded request members (integers as `i64`, enums as
-/// strings), so range and enum violations are worded as AWS words them.
-#[cfg(feature = "server")]
-impl Violations {
-    /// A required member that is absent.
-    pub(crate) fn required<T>(&mut self, value: Option<T>, field: &str) -> Option<T> {
-        if value.is_none() {
-            self.push(format!(
-                "Value null at '{field}' failed to satisfy constraint: Member must not be null"
-            ));
-        }
-        value
-    }
-
-    /// An optional integer member (decoded as `i64`, so negative and huge values are seen)
-    /// that must lie in `[min, max]`; `None` when it is absent or out of range.
-    pub(crate) fn bounded(
-        &mut self,
-        value: Option<i64>,
-        field: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<u32> {
-        let value = value?;
-        if value < min {
-            self.value(
-                &value.to_string(),
-                field,
-                &format!("Member must have value greater than or equal to {min}"),
-            );
-            return None;
-        }
-        if value > max {
-            self.value(
-                &value.to_string(),
-                field,
-                &format!("Member must have value less than or equal to {max}"),
-            );
-            return None;
-        }
-        u32::try_from(value).ok()
-    }
-
-    /// A string member that must be one of `allowed`.
-    pub(crate) fn one_of<'a>(
-        &mut self,
-        value: &'a str,
-        field: &str,
-        allowed: &[&str],
-    ) -> Option<&'a str> {
-        if allowed.contains(&value) {
-            return Some(value);
-        }
-        self.value(
-            value,
-            field,
-            &format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            ),
-        );
-        None
-    }
-
-    /// A sequence-number member.
-    pub(crate) fn sequence_number(
-        &mut self,
-        value: &str,
-        field: &str,
-    ) -> Option<kcl_core::kinesis::SequenceNumber> {
-        let parsed = value.parse().ok();
-        if parsed.is_none() {
-            self.value(
-                value,
-                field,
-                "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,128})",
-            );
-        }
-        parsed
-    }
-}
-
 fn is_hash_key_shaped(value: &str) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
@@ -257,6 +175,70 @@ pub(crate) fn explicit_hash_key(value: &str, field: &str) -> Result<HashKey, Kin
             ),
         )
     })
+}
+
+/// The shard a request's shard id names, read as Kinesis reads it: the digits after the last
+/// `-` (or the whole id when it has none) are the shard's index, so `shardId-0`, `anything-0`
+/// and `0` all name `shardId-000000000000`. An id without such digits, or with an index above
+/// 2^31 − 1, is kept as given (and names no shard).
+pub(crate) fn parse_shard_id(text: &str) -> ShardId {
+    let digits = text.rsplit('-').next().unwrap_or(text);
+    let index = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse::<u64>().ok())
+        .flatten()
+        .filter(|index| *index <= MAX_SHARD_INDEX);
+    match index {
+        Some(index) => ShardId::from_index(index),
+        None => ShardId::from(text),
+    }
+}
+
+/// The largest shard index Kinesis parses (a Java `int`).
+const MAX_SHARD_INDEX: u64 = i32::MAX as u64;
+
+/// The `ResourceNotFoundException` message for a shard id that names no shard of a stream:
+/// Kinesis words ids it could not parse differently from parsed ids of absent shards.
+pub(crate) fn shard_not_found_message(shard_id: &str, stream_name: &str, account: &str) -> String {
+    let parsed = ShardId::from(shard_id)
+        .index()
+        .is_some_and(|index| index <= MAX_SHARD_INDEX);
+    if parsed {
+        format!("Shard {shard_id} in stream {stream_name} under account {account} does not exist")
+    } else {
+        format!("Could not find shard {shard_id} in stream {stream_name} under account {account}.")
+    }
+}
+
+/// Whether a tag key or value uses only the characters Kinesis allows (Unicode letters,
+/// digits, white space, `_ . / = + - % @ :`).
+fn tag_text_allowed(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || "_./=+-%@: ".contains(c)
+            || ('\u{00C0}'..='\u{1FFF}').contains(&c)
+            || ('\u{2C00}'..='\u{D7FF}').contains(&c)
+    })
+}
+
+/// Checks the characters of tag keys and values as Kinesis does after finding the stream
+/// (`InvalidArgumentException`); `action` is "add tags to" or "remove tags from".
+pub(crate) fn tag_characters<'a>(
+    texts: impl IntoIterator<Item = &'a str> + Clone,
+    action: &str,
+    stream_name: &str,
+    account: &str,
+) -> Result<(), KinesisError> {
+    if !texts.clone().into_iter().all(tag_text_allowed) {
+        return Err(invalid_argument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :.",
+        ));
+    }
+    if texts.into_iter().any(|text| text.contains('%')) {
+        return Err(invalid_argument(format!(
+            "Failed to {action} stream {stream_name} under account {account} because some tags contained illegal characters. The allowed characters are Unicode letters, white-spaces, '_',',','/','=','+','-','@',':'."
+        )));
+    }
+    Ok(())
 }
 
 /// An `InvalidArgumentException`.
@@ -375,6 +357,68 @@ mod tests {
             let error = explicit_hash_key(bad, "explicitHashKey").expect_err("bad shape");
             assert_eq!(error.kind, KinesisErrorKind::Validation, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn shard_ids_are_read_as_kinesis_reads_them() {
+        let cases: &[(&str, &str)] = &[
+            ("shardId-0", "shardId-000000000000"),
+            ("anything-0", "shardId-000000000000"),
+            ("0", "shardId-000000000000"),
+            ("shard-7", "shardId-000000000007"),
+            ("2147483647", "shardId-002147483647"),
+            ("a-00002147483647", "shardId-002147483647"),
+            ("-00002147483647", "shardId-002147483647"),
+            ("x-y-12", "shardId-000000000012"),
+            ("shardId-000000000003", "shardId-000000000003"),
+            ("2147483648", "2147483648"),
+            ("shardId-002147483648", "shardId-002147483648"),
+            ("ABKLFD8", "ABKLFD8"),
+            ("2.14E4", "2.14E4"),
+            ("shardId-", "shardId-"),
+            ("99999999999999999999999", "99999999999999999999999"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_shard_id(text).as_str(), *expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_shards_are_worded_by_whether_they_parsed() {
+        assert_eq!(
+            shard_not_found_message("shardId-000000000005", "s", "000000000000"),
+            "Shard shardId-000000000005 in stream s under account 000000000000 does not exist"
+        );
+        for raw in ["ABKLFD8", "shardId-002147483648", "2.14E4"] {
+            assert_eq!(
+                shard_not_found_message(raw, "s", "000000000000"),
+                format!("Could not find shard {raw} in stream s under account 000000000000.")
+            );
+        }
+    }
+
+    #[test]
+    fn tag_characters_follow_kinesis() {
+        let check = |texts: &[&str]| {
+            tag_characters(texts.iter().copied(), "add tags to", "s", "000000000000")
+                .map_err(|error| (error.kind, error.message))
+        };
+        assert_eq!(
+            check(&["team", "a b_c.d/e=f+g-h@i:j", "Ünïcödé", "日本"]),
+            Ok(())
+        );
+        let (kind, message) = check(&["ok", "no*stars"]).expect_err("invalid");
+        assert_eq!(kind, KinesisErrorKind::InvalidArgument);
+        assert!(
+            message.starts_with("Some tags contain invalid characters."),
+            "{message}"
+        );
+        let (kind, message) = check(&["50%"]).expect_err("percent");
+        assert_eq!(kind, KinesisErrorKind::InvalidArgument);
+        assert!(
+            message.starts_with("Failed to add tags to stream s under account 000000000000 because some tags contained illegal characters."),
+            "{message}"
+        );
     }
 
     #[test]

@@ -90,7 +90,17 @@ impl WireFormat {
     }
 
     /// The body of an error answer: `{"__type": ..., "message": ...}` in this format.
+    ///
+    /// A `SerializationException` says `Message` (capitalised), and nothing when it has no
+    /// message (a body that does not parse), as Kinesis answers it.
     pub(crate) fn error_body(self, error: &ServerError) -> Vec<u8> {
+        if let ServerError::Serialization(message) = error {
+            let body = SerializationBody {
+                error_type: error.aws_type(),
+                message: (!message.is_empty()).then_some(message.as_str()),
+            };
+            return self.encode(&body).unwrap_or_else(|_| b"{}".to_vec());
+        }
         let body = ErrorBody {
             error_type: error.aws_type(),
             message: error.message(),
@@ -107,7 +117,16 @@ fn decode_empty_cbor<T: DeserializeOwned>() -> Result<T, ServerError> {
     })
 }
 
-/// The body of every error answer.
+/// The body of a `SerializationException`.
+#[derive(Debug, Serialize)]
+struct SerializationBody<'a> {
+    #[serde(rename = "__type")]
+    error_type: &'static str,
+    #[serde(rename = "Message", skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// The body of every other error answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ErrorBody<S = &'static str> {
     /// The error type (`ResourceNotFoundException`, ...).

@@ -40,6 +40,8 @@ pub(crate) mod error;
 pub mod extension;
 pub mod metrics;
 pub mod regions;
+pub(crate) mod request_check;
+pub(crate) mod shapes;
 pub(crate) mod sigv4;
 pub(crate) mod wire;
 pub(crate) mod wire_account;
@@ -409,6 +411,22 @@ async fn decode_off_thread<T: DeserializeOwned + Send + 'static>(
         .map_err(|error| ServerError::InternalFailure(error.to_string()))?
 }
 
+/// AWS's type and constraint checks of the body (`request_check`), on a blocking thread for
+/// large bodies.
+async fn check_off_thread(
+    operation: &str,
+    format: WireFormat,
+    body: &Bytes,
+) -> Result<(), ServerError> {
+    if body.len() < LARGE_BODY_BYTES {
+        return request_check::check(operation, format, body);
+    }
+    let (operation, body) = (operation.to_owned(), body.clone());
+    tokio::task::spawn_blocking(move || request_check::check(&operation, format, &body))
+        .await
+        .map_err(|error| ServerError::InternalFailure(error.to_string()))?
+}
+
 /// Runs one operation and encodes its answer.
 async fn dispatch(
     state: &ServerState,
@@ -419,6 +437,7 @@ async fn dispatch(
 ) -> Result<Response, ServerError> {
     use wire::*;
     let empty = Empty {};
+    check_off_thread(operation, format, &body_bytes).await?;
     let body = body_bytes.as_ref();
     match operation {
         "PutRecords" => {

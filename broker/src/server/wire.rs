@@ -3,13 +3,13 @@
 //! summary, shards, iterators, records, fan-out) are kcl-core's `kinesis::wire`, re-exported
 //! here; the control-plane and producer operations only a server answers are defined here.
 //!
-//! Requests are decoded leniently typed (integers as `i64`, enums as strings) so that range
-//! and enum violations become `ValidationException`s worded as AWS words them, not
-//! `SerializationException`s.
+//! Requests reach these shapes only after the validation table (`request_check`, driven by
+//! `shapes`) has checked every member's type and constraints, so the conversions here only
+//! convert: integers arrive as `i64` and enums as strings, already in range.
 
 use super::codec::{Blob, Timestamp};
 use super::error::ServerError;
-use crate::engine::validate::Violations;
+use crate::engine::validate;
 use crate::engine::{
     Consumer, ConsumerRef, CreateStreamInput, DescribeLimitsOutput, DescribeStreamInput,
     EncryptionType, EnhancedMonitoringInput, EnhancedMonitoringOutput, GetRecordsInput,
@@ -52,6 +52,21 @@ pub(crate) trait IntoInput {
 // ---------------------------------------------------------------------------------------------
 // Validation helpers (the collector is the engine's [`Violations`])
 
+/// A member the validation table has already required; absent only if the table was skipped,
+/// which would be a bug of the server.
+pub(crate) fn present<T>(value: Option<T>, field: &str) -> Result<T, ServerError> {
+    value.ok_or_else(|| {
+        ServerError::InternalFailure(format!("request member {field} missing after validation"))
+    })
+}
+
+/// An integer member the table has already bounded, as the engine's `u32`. Members the model
+/// leaves unbounded above (`ShardCount`, `RetentionPeriodHours`) saturate, so the engine
+/// answers with its own limits.
+fn count(value: Option<i64>) -> Option<u32> {
+    value.map(|value| u32::try_from(value.max(0)).unwrap_or(u32::MAX))
+}
+
 fn stream_ref(name: Option<String>, arn: Option<String>) -> Result<StreamRef, ServerError> {
     Ok(StreamRef::from_parts(name, arn)?)
 }
@@ -79,18 +94,8 @@ fn mode_details(mode: StreamMode) -> StreamModeDetails {
     }
 }
 
-fn parse_mode(
-    details: Option<StreamModeDetails>,
-    violations: &mut Violations,
-) -> Option<StreamMode> {
-    let mode = details?.stream_mode;
-    let mode = violations.required(mode, "streamModeDetails.streamMode")?;
-    let mode = violations.one_of(
-        &mode,
-        "streamModeDetails.streamMode",
-        &["PROVISIONED", "ON_DEMAND"],
-    )?;
-    StreamMode::parse(mode)
+fn parse_mode(details: Option<StreamModeDetails>) -> Option<StreamMode> {
+    StreamMode::parse(&details?.stream_mode?)
 }
 
 /// `Tag`.
@@ -130,15 +135,10 @@ pub(crate) struct CreateStreamRequest {
 impl CreateStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<CreateStreamInput, ServerError> {
-        let mut violations = Violations::default();
-        let stream_name = violations.required(self.stream_name, "streamName");
-        let shard_count = violations.bounded(self.shard_count, "shardCount", 1, 100_000);
-        let stream_mode = parse_mode(self.stream_mode_details, &mut violations);
-        violations.into_result()?;
         Ok(CreateStreamInput {
-            stream_name: stream_name.unwrap_or_default(),
-            shard_count,
-            stream_mode,
+            stream_name: present(self.stream_name, "streamName")?,
+            shard_count: count(self.shard_count),
+            stream_mode: parse_mode(self.stream_mode_details),
             tags: self.tags.unwrap_or_default(),
         })
     }
@@ -190,12 +190,9 @@ pub(crate) struct DescribeStreamRequest {
 impl DescribeStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<DescribeStreamInput, ServerError> {
-        let mut violations = Violations::default();
-        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
-        violations.into_result()?;
         Ok(DescribeStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            limit,
+            limit: count(self.limit),
             exclusive_start_shard_id: self.exclusive_start_shard_id.map(ShardId::from),
         })
     }
@@ -291,11 +288,8 @@ pub(crate) struct ListStreamsRequest {
 impl ListStreamsRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListStreamsInput, ServerError> {
-        let mut violations = Violations::default();
-        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
-        violations.into_result()?;
         Ok(ListStreamsInput {
-            limit,
+            limit: count(self.limit),
             exclusive_start_stream_name: self.exclusive_start_stream_name,
             next_token: self.next_token,
         })
@@ -346,32 +340,26 @@ impl From<ListStreamsOutput> for ListStreamsResponse {
     }
 }
 
-/// The filter of a `ListShards` request, collecting violations.
-fn shard_filter(filter: WireShardFilter, violations: &mut Violations) -> Option<ShardFilter> {
-    const TYPES: [&str; 6] = [
-        "AFTER_SHARD_ID",
-        "AT_TRIM_HORIZON",
-        "FROM_TRIM_HORIZON",
-        "AT_LATEST",
-        "AT_TIMESTAMP",
-        "FROM_TIMESTAMP",
-    ];
-    let kind = violations.required(filter.r#type, "shardFilter.type")?;
-    let kind = violations.one_of(&kind, "shardFilter.type", &TYPES)?;
-    let timestamp = |violations: &mut Violations| {
-        violations
-            .required(filter.timestamp, "shardFilter.timestamp")
-            .map(|t| t.0)
+/// The filter of a `ListShards` request (its type already checked by the table). A type that
+/// needs a companion member without it is a violation at that member.
+fn shard_filter(filter: WireShardFilter) -> Result<ShardFilter, ServerError> {
+    let kind = present(filter.r#type, "shardFilter.type")?;
+    let needs = |member: &str| {
+        ServerError::validation(format!(
+            "Value null at 'shardFilter.{member}' failed to satisfy constraint: Member must not be null"
+        ))
     };
-    Some(match kind {
+    Ok(match kind.as_str() {
         "AFTER_SHARD_ID" => ShardFilter::AfterShardId(ShardId::from(
-            violations.required(filter.shard_id, "shardFilter.shardId")?,
+            filter.shard_id.ok_or_else(|| needs("shardId"))?,
         )),
         "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
         "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
         "AT_LATEST" => ShardFilter::AtLatest,
-        "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp(violations)?),
-        _ => ShardFilter::FromTimestamp(timestamp(violations)?),
+        "AT_TIMESTAMP" => {
+            ShardFilter::AtTimestamp(filter.timestamp.ok_or_else(|| needs("timestamp"))?.0)
+        }
+        _ => ShardFilter::FromTimestamp(filter.timestamp.ok_or_else(|| needs("timestamp"))?.0),
     })
 }
 
@@ -379,12 +367,8 @@ impl IntoInput for ListShardsRequest {
     type Input = ListShardsInput;
 
     fn into_input(self) -> Result<ListShardsInput, ServerError> {
-        let mut violations = Violations::default();
-        let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
-        let shard_filter = self
-            .shard_filter
-            .and_then(|filter| shard_filter(filter, &mut violations));
-        violations.into_result()?;
+        let max_results = count(self.max_results);
+        let shard_filter = self.shard_filter.map(shard_filter).transpose()?;
         let stream = match (self.stream_name, self.stream_arn) {
             (None, None) => None,
             (name, arn) => Some(stream_ref(name, arn)?),
@@ -444,14 +428,11 @@ pub(crate) struct SplitShardRequest {
 impl SplitShardRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<SplitShardInput, ServerError> {
-        let mut violations = Violations::default();
-        let shard = violations.required(self.shard_to_split, "shardToSplit");
-        let key = violations.required(self.new_starting_hash_key, "newStartingHashKey");
-        violations.into_result()?;
+        let shard = present(self.shard_to_split, "shardToSplit")?;
         Ok(SplitShardInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_to_split: ShardId::from(shard.unwrap_or_default()),
-            new_starting_hash_key: key.unwrap_or_default(),
+            shard_to_split: validate::parse_shard_id(&shard),
+            new_starting_hash_key: present(self.new_starting_hash_key, "newStartingHashKey")?,
         })
     }
 }
@@ -470,14 +451,12 @@ pub(crate) struct MergeShardsRequest {
 impl MergeShardsRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<MergeShardsInput, ServerError> {
-        let mut violations = Violations::default();
-        let shard = violations.required(self.shard_to_merge, "shardToMerge");
-        let adjacent = violations.required(self.adjacent_shard_to_merge, "adjacentShardToMerge");
-        violations.into_result()?;
+        let shard = present(self.shard_to_merge, "shardToMerge")?;
+        let adjacent = present(self.adjacent_shard_to_merge, "adjacentShardToMerge")?;
         Ok(MergeShardsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_to_merge: ShardId::from(shard.unwrap_or_default()),
-            adjacent_shard_to_merge: ShardId::from(adjacent.unwrap_or_default()),
+            shard_to_merge: validate::parse_shard_id(&shard),
+            adjacent_shard_to_merge: validate::parse_shard_id(&adjacent),
         })
     }
 }
@@ -496,15 +475,11 @@ pub(crate) struct UpdateShardCountRequest {
 impl UpdateShardCountRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<UpdateShardCountInput, ServerError> {
-        let mut violations = Violations::default();
-        let target = violations.required(self.target_shard_count, "targetShardCount");
-        let target = violations.bounded(target, "targetShardCount", 1, 100_000);
-        let scaling_type = violations.required(self.scaling_type, "scalingType");
-        violations.into_result()?;
+        let target = count(Some(present(self.target_shard_count, "targetShardCount")?));
         Ok(UpdateShardCountInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             target_shard_count: target.unwrap_or_default(),
-            scaling_type: scaling_type.unwrap_or_default(),
+            scaling_type: present(self.scaling_type, "scalingType")?,
         })
     }
 }
@@ -544,11 +519,11 @@ pub(crate) struct RetentionPeriodRequest {
 impl RetentionPeriodRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<RetentionPeriodInput, ServerError> {
-        let mut violations = Violations::default();
-        let hours = violations.required(self.retention_period_hours, "retentionPeriodHours");
-        // AWS checks 24..=8760 with its own wording in the engine; only the type range here.
-        let hours = violations.bounded(hours, "retentionPeriodHours", 1, 100_000);
-        violations.into_result()?;
+        // The model sets no bounds; the engine answers 24..=8760 in Kinesis's wording.
+        let hours = count(Some(present(
+            self.retention_period_hours,
+            "retentionPeriodHours",
+        )?));
         Ok(RetentionPeriodInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             retention_period_hours: hours.unwrap_or_default(),
@@ -568,14 +543,9 @@ pub(crate) struct UpdateStreamModeRequest {
 impl UpdateStreamModeRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<UpdateStreamModeInput, ServerError> {
-        let mut violations = Violations::default();
-        let stream_arn = violations.required(self.stream_arn, "streamARN");
-        let details = violations.required(self.stream_mode_details, "streamModeDetails");
-        let mode = parse_mode(details, &mut violations);
-        violations.into_result()?;
         Ok(UpdateStreamModeInput {
-            stream_arn: stream_arn.unwrap_or_default(),
-            stream_mode: mode.unwrap_or_default(),
+            stream_arn: present(self.stream_arn, "streamARN")?,
+            stream_mode: parse_mode(self.stream_mode_details).unwrap_or_default(),
         })
     }
 }
@@ -596,12 +566,9 @@ pub(crate) struct AddTagsToStreamRequest {
 impl AddTagsToStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<crate::engine::AddTagsToStreamInput, ServerError> {
-        let mut violations = Violations::default();
-        let tags = violations.required(self.tags, "tags");
-        violations.into_result()?;
         Ok(crate::engine::AddTagsToStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            tags: tags.unwrap_or_default(),
+            tags: present(self.tags, "tags")?,
         })
     }
 }
@@ -619,12 +586,9 @@ pub(crate) struct RemoveTagsFromStreamRequest {
 impl RemoveTagsFromStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<RemoveTagsFromStreamInput, ServerError> {
-        let mut violations = Violations::default();
-        let tag_keys = violations.required(self.tag_keys, "tagKeys");
-        violations.into_result()?;
         Ok(RemoveTagsFromStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            tag_keys: tag_keys.unwrap_or_default(),
+            tag_keys: present(self.tag_keys, "tagKeys")?,
         })
     }
 }
@@ -643,13 +607,10 @@ pub(crate) struct ListTagsForStreamRequest {
 impl ListTagsForStreamRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListTagsForStreamInput, ServerError> {
-        let mut violations = Violations::default();
-        let limit = violations.bounded(self.limit, "limit", 1, 50);
-        violations.into_result()?;
         Ok(ListTagsForStreamInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             exclusive_start_tag_key: self.exclusive_start_tag_key,
-            limit,
+            limit: count(self.limit),
         })
     }
 }
@@ -683,13 +644,9 @@ pub(crate) struct TagResourceRequest {
 impl TagResourceRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<TagResourceInput, ServerError> {
-        let mut violations = Violations::default();
-        let tags = violations.required(self.tags, "tags");
-        let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.into_result()?;
         Ok(TagResourceInput {
-            resource_arn: resource_arn.unwrap_or_default(),
-            tags: tags.unwrap_or_default(),
+            resource_arn: present(self.resource_arn, "resourceARN")?,
+            tags: present(self.tags, "tags")?,
         })
     }
 }
@@ -706,13 +663,9 @@ pub(crate) struct UntagResourceRequest {
 impl UntagResourceRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<UntagResourceInput, ServerError> {
-        let mut violations = Violations::default();
-        let tag_keys = violations.required(self.tag_keys, "tagKeys");
-        let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.into_result()?;
         Ok(UntagResourceInput {
-            resource_arn: resource_arn.unwrap_or_default(),
-            tag_keys: tag_keys.unwrap_or_default(),
+            resource_arn: present(self.resource_arn, "resourceARN")?,
+            tag_keys: present(self.tag_keys, "tagKeys")?,
         })
     }
 }
@@ -728,10 +681,7 @@ pub(crate) struct ListTagsForResourceRequest {
 impl ListTagsForResourceRequest {
     /// The resource ARN.
     pub(crate) fn into_arn(self) -> Result<String, ServerError> {
-        let mut violations = Violations::default();
-        let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.into_result()?;
-        Ok(resource_arn.unwrap_or_default())
+        present(self.resource_arn, "resourceARN")
     }
 }
 
@@ -767,20 +717,11 @@ pub(crate) struct StreamEncryptionRequest {
 impl StreamEncryptionRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<StreamEncryptionInput, ServerError> {
-        let mut violations = Violations::default();
-        let encryption_type = violations
-            .required(self.encryption_type, "encryptionType")
-            .and_then(|value| {
-                violations
-                    .one_of(&value, "encryptionType", &["NONE", "KMS"])
-                    .and_then(EncryptionType::parse)
-            });
-        let key_id = violations.required(self.key_id, "keyId");
-        violations.into_result()?;
+        let encryption_type = present(self.encryption_type, "encryptionType")?;
         Ok(StreamEncryptionInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            encryption_type: encryption_type.unwrap_or_default(),
-            key_id: key_id.unwrap_or_default(),
+            encryption_type: EncryptionType::parse(&encryption_type).unwrap_or_default(),
+            key_id: present(self.key_id, "keyId")?,
         })
     }
 }
@@ -798,12 +739,9 @@ pub(crate) struct EnhancedMonitoringRequest {
 impl EnhancedMonitoringRequest {
     /// The engine request (the metric names are checked by the engine).
     pub(crate) fn into_input(self) -> Result<EnhancedMonitoringInput, ServerError> {
-        let mut violations = Violations::default();
-        let metrics = violations.required(self.shard_level_metrics, "shardLevelMetrics");
-        violations.into_result()?;
         Ok(EnhancedMonitoringInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_level_metrics: metrics.unwrap_or_default(),
+            shard_level_metrics: present(self.shard_level_metrics, "shardLevelMetrics")?,
         })
     }
 }
@@ -842,11 +780,8 @@ pub(crate) struct PutResourcePolicyRequest {
 impl PutResourcePolicyRequest {
     /// The engine request; the policy must be a JSON object (it is stored verbatim).
     pub(crate) fn into_input(self) -> Result<PutResourcePolicyInput, ServerError> {
-        let mut violations = Violations::default();
-        let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        let policy = violations.required(self.policy, "policy");
-        violations.into_result()?;
-        let policy = policy.unwrap_or_default();
+        let resource_arn = present(self.resource_arn, "resourceARN")?;
+        let policy = present(self.policy, "policy")?;
         let is_object = serde_json::from_str::<serde_json::Value>(&policy)
             .is_ok_and(|document| document.is_object());
         if !is_object {
@@ -856,7 +791,7 @@ impl PutResourcePolicyRequest {
             .into());
         }
         Ok(PutResourcePolicyInput {
-            resource_arn: resource_arn.unwrap_or_default(),
+            resource_arn,
             policy,
         })
     }
@@ -873,10 +808,7 @@ pub(crate) struct ResourceArnRequest {
 impl ResourceArnRequest {
     /// The resource ARN.
     pub(crate) fn into_arn(self) -> Result<String, ServerError> {
-        let mut violations = Violations::default();
-        let resource_arn = violations.required(self.resource_arn, "resourceARN");
-        violations.into_result()?;
-        Ok(resource_arn.unwrap_or_default())
+        present(self.resource_arn, "resourceARN")
     }
 }
 
@@ -912,14 +844,10 @@ pub(crate) struct PutRecordRequest {
 impl PutRecordRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<PutRecordInput, ServerError> {
-        let mut violations = Violations::default();
-        let data = violations.required(self.data, "data");
-        let partition_key = violations.required(self.partition_key, "partitionKey");
-        violations.into_result()?;
         Ok(PutRecordInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            data: data.unwrap_or_default().0,
-            partition_key: partition_key.unwrap_or_default(),
+            data: present(self.data, "data")?.0,
+            partition_key: present(self.partition_key, "partitionKey")?,
             explicit_hash_key: self.explicit_hash_key,
             sequence_number_for_ordering: self.sequence_number_for_ordering,
         })
@@ -968,27 +896,15 @@ pub(crate) struct PutRecordsRequest {
 impl PutRecordsRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<PutRecordsInput, ServerError> {
-        let mut violations = Violations::default();
-        let entries = violations
-            .required(self.records, "records")
-            .unwrap_or_default();
+        let entries = present(self.records, "records")?;
         let mut records = Vec::with_capacity(entries.len());
-        for (index, entry) in entries.into_iter().enumerate() {
-            let position = index + 1;
-            let data = violations.required(entry.data, &format!("records.{position}.member.data"));
-            let partition_key = violations.required(
-                entry.partition_key,
-                &format!("records.{position}.member.partitionKey"),
-            );
-            if let (Some(data), Some(partition_key)) = (data, partition_key) {
-                records.push(PutRecordsRequestEntry {
-                    data: data.0,
-                    partition_key,
-                    explicit_hash_key: entry.explicit_hash_key,
-                });
-            }
+        for entry in entries {
+            records.push(PutRecordsRequestEntry {
+                data: present(entry.data, "records.member.data")?.0,
+                partition_key: present(entry.partition_key, "records.member.partitionKey")?,
+                explicit_hash_key: entry.explicit_hash_key,
+            });
         }
-        violations.into_result()?;
         Ok(PutRecordsInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
             records,
@@ -1041,29 +957,16 @@ impl From<PutRecordsOutput> for PutRecordsResponse {
     }
 }
 
-const ITERATOR_TYPES: [&str; 5] = [
-    "AFTER_SEQUENCE_NUMBER",
-    "AT_SEQUENCE_NUMBER",
-    "AT_TIMESTAMP",
-    "TRIM_HORIZON",
-    "LATEST",
-];
-
-/// Builds a starting position from a type and its companions, collecting violations.
+/// Builds a starting position from a type and its companions (the table has checked the type
+/// and the sequence number's shape); `type_field` names the type member.
 fn starting_position(
     kind: Option<String>,
     sequence_number: Option<String>,
     timestamp: Option<Timestamp>,
-    fields: [&str; 3],
-    violations: &mut Violations,
-) -> Result<Option<StartingPosition>, ServerError> {
-    let [type_field, sequence_field, _] = fields;
-    let Some(kind) = violations.required(kind, type_field) else {
-        return Ok(None);
-    };
-    let Some(kind) = violations.one_of(&kind, type_field, &ITERATOR_TYPES) else {
-        return Ok(None);
-    };
+    type_field: &str,
+) -> Result<StartingPosition, ServerError> {
+    let kind = present(kind, type_field)?;
+    let kind = kind.as_str();
     let needs_sequence = || {
         ServerError::Kinesis(kcl_core::kinesis::KinesisError::new(
             kcl_core::kinesis::KinesisErrorKind::InvalidArgument,
@@ -1073,11 +976,33 @@ fn starting_position(
             ),
         ))
     };
+    // GetShardIterator words a missing or superfluous sequence number as Kinesis does.
+    let either_or = |detail: String| {
+        ServerError::Kinesis(validate::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and \
+             StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. \
+             Request specified {detail}."
+        )))
+    };
+    if type_field == "shardIteratorType" {
+        let has_sequence = sequence_number.is_some();
+        match kind {
+            "TRIM_HORIZON" | "LATEST" if has_sequence => {
+                return Err(either_or(format!(
+                    "{kind} and also a StartingSequenceNumber"
+                )));
+            }
+            "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER" if !has_sequence => {
+                return Err(either_or(format!("{kind} and no StartingSequenceNumber")));
+            }
+            _ => {}
+        }
+    }
     Ok(match kind {
-        "TRIM_HORIZON" => Some(StartingPosition::TrimHorizon),
-        "LATEST" => Some(StartingPosition::Latest),
+        "TRIM_HORIZON" => StartingPosition::TrimHorizon,
+        "LATEST" => StartingPosition::Latest,
         "AT_TIMESTAMP" => match timestamp {
-            Some(timestamp) => Some(StartingPosition::AtTimestamp(timestamp.0)),
+            Some(timestamp) => StartingPosition::AtTimestamp(timestamp.0),
             None => {
                 return Err(ServerError::Kinesis(kcl_core::kinesis::KinesisError::new(
                     kcl_core::kinesis::KinesisErrorKind::InvalidArgument,
@@ -1088,13 +1013,15 @@ fn starting_position(
         },
         _ => {
             let text = sequence_number.ok_or_else(needs_sequence)?;
-            let Some(number) = violations.sequence_number(&text, sequence_field) else {
-                return Ok(None);
-            };
+            let number: SequenceNumber = text.parse().map_err(|_| {
+                ServerError::InternalFailure(format!(
+                    "sequence number {text} passed validation but does not parse"
+                ))
+            })?;
             if kind == "AT_SEQUENCE_NUMBER" {
-                Some(StartingPosition::AtSequenceNumber(number))
+                StartingPosition::AtSequenceNumber(number)
             } else {
-                Some(StartingPosition::AfterSequenceNumber(number))
+                StartingPosition::AfterSequenceNumber(number)
             }
         }
     })
@@ -1104,24 +1031,16 @@ impl IntoInput for GetShardIteratorRequest {
     type Input = GetShardIteratorInput;
 
     fn into_input(self) -> Result<GetShardIteratorInput, ServerError> {
-        let mut violations = Violations::default();
-        let shard_id = violations.required(self.shard_id, "shardId");
+        let shard_id = present(self.shard_id, "shardId")?;
         let position = starting_position(
             self.shard_iterator_type,
             self.starting_sequence_number,
             self.timestamp,
-            ["shardIteratorType", "startingSequenceNumber", "timestamp"],
-            &mut violations,
+            "shardIteratorType",
         )?;
-        violations.into_result()?;
-        let (Some(shard_id), Some(position)) = (shard_id, position) else {
-            return Err(ServerError::InternalFailure(
-                "validated request lost a member".into(),
-            ));
-        };
         Ok(GetShardIteratorInput {
             stream: stream_ref(self.stream_name, self.stream_arn)?,
-            shard_id: ShardId::from(shard_id),
+            shard_id: validate::parse_shard_id(&shard_id),
             position,
         })
     }
@@ -1131,13 +1050,9 @@ impl IntoInput for GetRecordsRequest {
     type Input = GetRecordsInput;
 
     fn into_input(self) -> Result<GetRecordsInput, ServerError> {
-        let mut violations = Violations::default();
-        let shard_iterator = violations.required(self.shard_iterator, "shardIterator");
-        let limit = violations.bounded(self.limit, "limit", 1, 10_000);
-        violations.into_result()?;
         Ok(GetRecordsInput {
-            shard_iterator: shard_iterator.unwrap_or_default(),
-            limit,
+            shard_iterator: present(self.shard_iterator, "shardIterator")?,
+            limit: count(self.limit),
             stream_arn: self.stream_arn,
         })
     }
@@ -1150,13 +1065,9 @@ impl IntoInput for RegisterStreamConsumerRequest {
     type Input = RegisterStreamConsumerInput;
 
     fn into_input(self) -> Result<RegisterStreamConsumerInput, ServerError> {
-        let mut violations = Violations::default();
-        let stream_arn = violations.required(self.stream_arn, "streamARN");
-        let consumer_name = violations.required(self.consumer_name, "consumerName");
-        violations.into_result()?;
         Ok(RegisterStreamConsumerInput {
-            stream_arn: stream_arn.unwrap_or_default(),
-            consumer_name: consumer_name.unwrap_or_default(),
+            stream_arn: present(self.stream_arn, "streamARN")?,
+            consumer_name: present(self.consumer_name, "consumerName")?,
         })
     }
 }
@@ -1210,14 +1121,10 @@ pub(crate) struct ListStreamConsumersRequest {
 impl ListStreamConsumersRequest {
     /// The engine request.
     pub(crate) fn into_input(self) -> Result<ListStreamConsumersInput, ServerError> {
-        let mut violations = Violations::default();
-        let stream_arn = violations.required(self.stream_arn, "streamARN");
-        let max_results = violations.bounded(self.max_results, "maxResults", 1, 10_000);
-        violations.into_result()?;
         Ok(ListStreamConsumersInput {
-            stream_arn: stream_arn.unwrap_or_default(),
+            stream_arn: present(self.stream_arn, "streamARN")?,
             next_token: self.next_token,
-            max_results,
+            max_results: count(self.max_results),
             stream_creation_timestamp: self.stream_creation_timestamp.map(|t| t.0),
         })
     }
@@ -1245,35 +1152,18 @@ impl IntoInput for SubscribeToShardRequest {
     type Input = SubscribeToShardInput;
 
     fn into_input(self) -> Result<SubscribeToShardInput, ServerError> {
-        let mut violations = Violations::default();
-        let consumer_arn = violations.required(self.consumer_arn, "consumerARN");
-        let shard_id = violations.required(self.shard_id, "shardId");
-        let start = violations.required(self.starting_position, "startingPosition");
-        let position = match start {
-            Some(start) => starting_position(
-                start.r#type,
-                start.sequence_number,
-                start.timestamp,
-                [
-                    "startingPosition.type",
-                    "startingPosition.sequenceNumber",
-                    "startingPosition.timestamp",
-                ],
-                &mut violations,
-            )?,
-            None => None,
-        };
-        violations.into_result()?;
-        let (Some(consumer_arn), Some(shard_id), Some(position)) =
-            (consumer_arn, shard_id, position)
-        else {
-            return Err(ServerError::InternalFailure(
-                "validated request lost a member".into(),
-            ));
-        };
+        let consumer_arn = present(self.consumer_arn, "consumerARN")?;
+        let shard_id = present(self.shard_id, "shardId")?;
+        let start = present(self.starting_position, "startingPosition")?;
+        let position = starting_position(
+            start.r#type,
+            start.sequence_number,
+            start.timestamp,
+            "startingPosition.type",
+        )?;
         Ok(SubscribeToShardInput {
             consumer_arn,
-            shard_id: ShardId::from(shard_id),
+            shard_id: validate::parse_shard_id(&shard_id),
             starting_position: position,
         })
     }

@@ -5,7 +5,8 @@
 
 use super::codec::Timestamp;
 use super::error::ServerError;
-use crate::engine::validate::Violations;
+use super::wire::present;
+use crate::engine::account::MAX_RECORD_SIZE_KIB;
 use crate::engine::{
     BillingCommitment, CommitmentStatus, StreamRef, UpdateMaxRecordSizeInput,
     UpdateStreamWarmThroughputInput, UpdateStreamWarmThroughputOutput, WarmThroughput,
@@ -69,34 +70,21 @@ pub(crate) struct UpdateAccountSettingsRequest {
 }
 
 impl UpdateAccountSettingsRequest {
-    /// The status asked for.
+    /// The status asked for (the request passed the validation table: both members are
+    /// present and the status is one of the enum's values).
     pub(crate) fn into_status(self) -> Result<CommitmentStatus, ServerError> {
-        let mut violations = Violations::default();
-        let commitment = violations.required(
+        let commitment = present(
             self.minimum_throughput_billing_commitment,
             "minimumThroughputBillingCommitment",
-        );
-        let status = commitment.and_then(|commitment| {
-            violations
-                .required(
-                    commitment.status,
-                    "minimumThroughputBillingCommitment.status",
-                )
-                .and_then(|status| {
-                    violations
-                        .one_of(
-                            &status,
-                            "minimumThroughputBillingCommitment.status",
-                            &["ENABLED", "DISABLED"],
-                        )
-                        .map(|status| match status {
-                            "ENABLED" => CommitmentStatus::Enabled,
-                            _ => CommitmentStatus::Disabled,
-                        })
-                })
-        });
-        violations.into_result()?;
-        Ok(status.unwrap_or_default())
+        )?;
+        let status = present(
+            commitment.status,
+            "minimumThroughputBillingCommitment.status",
+        )?;
+        Ok(match status.as_str() {
+            "ENABLED" => CommitmentStatus::Enabled,
+            _ => CommitmentStatus::Disabled,
+        })
     }
 }
 
@@ -112,18 +100,12 @@ pub(crate) struct UpdateStreamWarmThroughputRequest {
 }
 
 impl UpdateStreamWarmThroughputRequest {
-    /// The engine request.
+    /// The engine request (the validation table required and bounded the throughput).
     pub(crate) fn into_input(self) -> Result<UpdateStreamWarmThroughputInput, ServerError> {
-        let mut violations = Violations::default();
-        let mibps = violations
-            .required(self.warm_throughput_mibps, "warmThroughputMiBps")
-            .and_then(|mibps| {
-                violations.bounded(Some(mibps), "warmThroughputMiBps", 0, i64::from(u32::MAX))
-            });
-        violations.into_result()?;
+        let mibps = present(self.warm_throughput_mibps, "warmThroughputMiBps")?;
         Ok(UpdateStreamWarmThroughputInput {
             stream: StreamRef::from_parts(self.stream_name, self.stream_arn)?,
-            warm_throughput_mibps: mibps.unwrap_or_default(),
+            warm_throughput_mibps: u32::try_from(mibps.max(0)).unwrap_or(u32::MAX),
         })
     }
 }
@@ -159,86 +141,77 @@ pub(crate) struct UpdateMaxRecordSizeRequest {
 }
 
 impl UpdateMaxRecordSizeRequest {
-    /// The engine request.
+    /// The engine request (the validation table required the size and bounded it to
+    /// 1024–10240 KiB).
     pub(crate) fn into_input(self) -> Result<UpdateMaxRecordSizeInput, ServerError> {
-        use crate::engine::account::{MAX_RECORD_SIZE_KIB, MIN_RECORD_SIZE_KIB};
-        let mut violations = Violations::default();
-        let kib = violations
-            .required(self.max_record_size_kib, "maxRecordSizeInKiB")
-            .and_then(|kib| {
-                violations.bounded(
-                    Some(kib),
-                    "maxRecordSizeInKiB",
-                    i64::from(MIN_RECORD_SIZE_KIB),
-                    i64::from(MAX_RECORD_SIZE_KIB),
-                )
-            });
-        violations.into_result()?;
+        let kib = present(self.max_record_size_kib, "maxRecordSizeInKiB")?;
         Ok(UpdateMaxRecordSizeInput {
             stream: StreamRef::from_parts(None, self.stream_arn)?,
-            max_record_size_kib: kib.unwrap_or(MIN_RECORD_SIZE_KIB),
+            max_record_size_kib: u32::try_from(kib).unwrap_or(MAX_RECORD_SIZE_KIB),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::codec::WireFormat;
+    use super::super::request_check::check;
 
     #[test]
-    fn requests_are_validated_with_aws_wording() {
-        let cases: [(&str, Option<&str>); 4] = [
+    fn requests_are_validated_by_the_table_with_aws_wording() {
+        let cases: [(&str, &str, Option<&str>); 6] = [
             (
+                "UpdateAccountSettings",
                 r#"{}"#,
                 Some(
                     "Value null at 'minimumThroughputBillingCommitment' failed to satisfy constraint: Member must not be null",
                 ),
             ),
             (
+                "UpdateAccountSettings",
                 r#"{"MinimumThroughputBillingCommitment":{}}"#,
                 Some(
                     "Value null at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must not be null",
                 ),
             ),
             (
+                "UpdateAccountSettings",
                 r#"{"MinimumThroughputBillingCommitment":{"Status":"SOMETIMES"}}"#,
                 Some(
                     "Value 'SOMETIMES' at 'minimumThroughputBillingCommitment.status' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED]",
                 ),
             ),
             (
+                "UpdateAccountSettings",
                 r#"{"MinimumThroughputBillingCommitment":{"Status":"ENABLED"}}"#,
                 None,
             ),
+            (
+                "UpdateMaxRecordSize",
+                r#"{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","MaxRecordSizeInKiB":1023}"#,
+                Some(
+                    "Value '1023' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value greater than or equal to 1024",
+                ),
+            ),
+            (
+                "UpdateStreamWarmThroughput",
+                r#"{"StreamName":"s","WarmThroughputMiBps":-1}"#,
+                Some(
+                    "Value '-1' at 'warmThroughputMiBps' failed to satisfy constraint: Member must have value greater than or equal to 0",
+                ),
+            ),
         ];
-        for (body, expected) in cases {
-            let request: UpdateAccountSettingsRequest =
-                serde_json::from_str(body).expect("well-formed JSON");
-            match (request.into_status(), expected) {
-                (Ok(status), None) => assert_eq!(status, CommitmentStatus::Enabled),
-                (Err(error), Some(message)) => {
-                    assert_eq!(
-                        error.message(),
-                        format!("1 validation error detected: {message}")
-                    )
-                }
-                (outcome, expected) => panic!("{body}: {outcome:?} vs {expected:?}"),
+        for (operation, body, expected) in cases {
+            let outcome = check(operation, WireFormat::Json, body.as_bytes());
+            match (outcome, expected) {
+                (Ok(()), None) => {}
+                (Err(error), Some(message)) => assert_eq!(
+                    error.message(),
+                    format!("1 validation error detected: {message}"),
+                    "{operation} {body}"
+                ),
+                (outcome, expected) => panic!("{operation} {body}: {outcome:?} vs {expected:?}"),
             }
         }
-        let too_small: UpdateMaxRecordSizeRequest = serde_json::from_str(
-            r#"{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","MaxRecordSizeInKiB":1023}"#,
-        )
-        .expect("well-formed JSON");
-        assert_eq!(
-            too_small.into_input().expect_err("below 1024").message(),
-            "1 validation error detected: Value '1023' at 'maxRecordSizeInKiB' failed to satisfy constraint: Member must have value greater than or equal to 1024"
-        );
-        let negative: UpdateStreamWarmThroughputRequest =
-            serde_json::from_str(r#"{"StreamName":"s","WarmThroughputMiBps":-1}"#)
-                .expect("well-formed JSON");
-        assert_eq!(
-            negative.into_input().expect_err("negative").message(),
-            "1 validation error detected: Value '-1' at 'warmThroughputMiBps' failed to satisfy constraint: Member must have value greater than or equal to 0"
-        );
     }
 }
