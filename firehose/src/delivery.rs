@@ -54,7 +54,9 @@ pub struct DeliveryParams {
     pub clock: SharedClock,
     /// This worker's id in the lease table.
     pub worker_id: String,
-    /// Where shards never delivered before start (TRIM_HORIZON for DirectPut buffers).
+    /// Where shards never delivered before start: TRIM_HORIZON for a DirectPut buffer stream;
+    /// AWS starts a KinesisStreamAsSource delivery at LATEST (Firehose developer guide, "reads
+    /// data from the LATEST position").
     pub initial_position: InitialPosition,
     /// The delivery stream's ARN (`arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME`), given
     /// to the transformation; empty: one is made up in `us-east-1`, account `000000000000`.

@@ -477,6 +477,49 @@ async fn a_delivery_stopped_midway_resumes_and_loses_nothing() -> anyhow::Result
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_updated_destination_applies_from_the_next_object() -> anyhow::Result<()> {
+    let rig = Rig::new(SystemClock::shared(), 1, Leases::Sqlite).await?;
+    let delivery = rig
+        .start("updated", destination(1, 900, Compression::Uncompressed))
+        .await?;
+    rig.put(&numbered(10)).await?;
+    wait_until("records buffered", Duration::from_secs(120), || {
+        delivery.stats().records_in >= 10
+    })
+    .await;
+    assert!(
+        objects(&rig.out(), "bucket").is_empty(),
+        "10 small records wait for 900 s"
+    );
+    delivery.update_destination(S3Destination {
+        prefix: Some("v2/".into()),
+        ..destination(1, 1, Compression::Gzip)
+    });
+    assert_eq!(delivery.config().version_id, 2);
+    wait_until(
+        "the object under the new settings",
+        Duration::from_secs(120),
+        || delivery.stats().records_delivered >= 10,
+    )
+    .await;
+    let all = objects(&rig.out(), "bucket");
+    assert_eq!(all.len(), 1);
+    let (key, body) = &all[0];
+    let name = key.strip_prefix("v2/").unwrap_or_else(|| panic!("{key}"));
+    // A static prefix gets the default time prefix appended.
+    assert_eq!(name.split('/').count(), 5, "{key}");
+    assert_object_name(
+        name.rsplit('/').next().unwrap_or_default(),
+        "updated",
+        2,
+        ".gz",
+    );
+    assert_eq!(lines(body), numbered(10));
+    delivery.shutdown().await;
+    Ok(())
+}
+
 #[test]
 fn object_name_times_are_utc() {
     let time = UtcTime::from_millis(EpochMillis(1_700_000_000_000));
