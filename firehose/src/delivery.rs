@@ -483,11 +483,22 @@ impl DeliveryProcessor {
         if self.checkpointed.is_some_and(|done| done >= target) {
             return Ok(());
         }
-        checkpointer
+        match checkpointer
             .checkpoint_at(sequence_number, target.sub_sequence_number)
-            .await?;
-        self.checkpointed = Some(target);
-        Ok(())
+            .await
+        {
+            Ok(()) => {
+                self.checkpointed = Some(target);
+                Ok(())
+            }
+            // Records of a batch whose call failed (and is being retried) are buffered but not
+            // yet delivered in the worker's eyes: checkpoint them after the retry succeeds.
+            Err(kcl_core::checkpoint::CheckpointError::OutOfRange { .. }) => {
+                tracing::debug!(%target, "checkpoint deferred until the batch is delivered");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
