@@ -520,6 +520,37 @@ async fn an_updated_destination_applies_from_the_next_object() -> anyhow::Result
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_is_retried_until_it_works_and_nothing_is_lost() -> anyhow::Result<()> {
+    let rig = Rig::new(SystemClock::shared(), 1, Leases::Sqlite).await?;
+    // The sink's root is a regular file: every put fails (not a directory).
+    std::fs::write(rig.out(), b"in the way")?;
+    rig.put(&numbered(50)).await?;
+    let delivery = rig
+        .start("retried", destination(1, 1, Compression::Uncompressed))
+        .await?;
+    wait_until(
+        "records read while the sink fails",
+        Duration::from_secs(120),
+        || delivery.stats().records_in >= 50,
+    )
+    .await;
+    assert_eq!(delivery.stats().files, 0);
+    std::fs::remove_file(rig.out())?;
+    wait_until(
+        "delivered once the sink works",
+        Duration::from_secs(120),
+        || delivery.stats().records_delivered >= 50,
+    )
+    .await;
+    assert_eq!(
+        delivered_lines(&objects(&rig.out(), "bucket")),
+        numbered(50)
+    );
+    delivery.shutdown().await;
+    Ok(())
+}
+
 #[test]
 fn object_name_times_are_utc() {
     let time = UtcTime::from_millis(EpochMillis(1_700_000_000_000));
