@@ -37,7 +37,7 @@ const PAYLOAD_BYTES: usize = RECORDS * RECORD_BYTES;
 fn record(index: usize) -> Bytes {
     let mut state = (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut noise = String::new();
-    while noise.len() < 700 {
+    while noise.len() < RECORD_BYTES {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
@@ -50,6 +50,7 @@ fn record(index: usize) -> Bytes {
     );
     line.truncate(RECORD_BYTES - 3);
     line.push_str("\"}\n");
+    assert_eq!(line.len(), RECORD_BYTES);
     Bytes::from(line)
 }
 

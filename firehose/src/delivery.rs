@@ -54,7 +54,9 @@ pub struct DeliveryParams {
     pub clock: SharedClock,
     /// This worker's id in the lease table.
     pub worker_id: String,
-    /// Where shards never delivered before start (TRIM_HORIZON for DirectPut buffers).
+    /// Where shards never delivered before start: TRIM_HORIZON for a DirectPut buffer stream;
+    /// AWS starts a KinesisStreamAsSource delivery at LATEST (Firehose developer guide, "reads
+    /// data from the LATEST position").
     pub initial_position: InitialPosition,
     /// The delivery stream's ARN (`arn:aws:firehose:REGION:ACCOUNT:deliverystream/NAME`), given
     /// to the transformation; empty: one is made up in `us-east-1`, account `000000000000`.
@@ -481,11 +483,22 @@ impl DeliveryProcessor {
         if self.checkpointed.is_some_and(|done| done >= target) {
             return Ok(());
         }
-        checkpointer
+        match checkpointer
             .checkpoint_at(sequence_number, target.sub_sequence_number)
-            .await?;
-        self.checkpointed = Some(target);
-        Ok(())
+            .await
+        {
+            Ok(()) => {
+                self.checkpointed = Some(target);
+                Ok(())
+            }
+            // Records of a batch whose call failed (and is being retried) are buffered but not
+            // yet delivered in the worker's eyes: checkpoint them after the retry succeeds.
+            Err(kcl_core::checkpoint::CheckpointError::OutOfRange { .. }) => {
+                tracing::debug!(%target, "checkpoint deferred until the batch is delivered");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

@@ -477,6 +477,80 @@ async fn a_delivery_stopped_midway_resumes_and_loses_nothing() -> anyhow::Result
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_updated_destination_applies_from_the_next_object() -> anyhow::Result<()> {
+    let rig = Rig::new(SystemClock::shared(), 1, Leases::Sqlite).await?;
+    let delivery = rig
+        .start("updated", destination(1, 900, Compression::Uncompressed))
+        .await?;
+    rig.put(&numbered(10)).await?;
+    wait_until("records buffered", Duration::from_secs(120), || {
+        delivery.stats().records_in >= 10
+    })
+    .await;
+    assert!(
+        objects(&rig.out(), "bucket").is_empty(),
+        "10 small records wait for 900 s"
+    );
+    delivery.update_destination(S3Destination {
+        prefix: Some("v2/".into()),
+        ..destination(1, 1, Compression::Gzip)
+    });
+    assert_eq!(delivery.config().version_id, 2);
+    wait_until(
+        "the object under the new settings",
+        Duration::from_secs(120),
+        || delivery.stats().records_delivered >= 10,
+    )
+    .await;
+    let all = objects(&rig.out(), "bucket");
+    assert_eq!(all.len(), 1);
+    let (key, body) = &all[0];
+    let name = key.strip_prefix("v2/").unwrap_or_else(|| panic!("{key}"));
+    // A static prefix gets the default time prefix appended.
+    assert_eq!(name.split('/').count(), 5, "{key}");
+    assert_object_name(
+        name.rsplit('/').next().unwrap_or_default(),
+        "updated",
+        2,
+        ".gz",
+    );
+    assert_eq!(lines(body), numbered(10));
+    delivery.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_is_retried_until_it_works_and_nothing_is_lost() -> anyhow::Result<()> {
+    let rig = Rig::new(SystemClock::shared(), 1, Leases::Sqlite).await?;
+    // The sink's root is a regular file: every put fails (not a directory).
+    std::fs::write(rig.out(), b"in the way")?;
+    rig.put(&numbered(50)).await?;
+    let delivery = rig
+        .start("retried", destination(1, 1, Compression::Uncompressed))
+        .await?;
+    wait_until(
+        "records read while the sink fails",
+        Duration::from_secs(120),
+        || delivery.stats().records_in >= 50,
+    )
+    .await;
+    assert_eq!(delivery.stats().files, 0);
+    std::fs::remove_file(rig.out())?;
+    wait_until(
+        "delivered once the sink works",
+        Duration::from_secs(120),
+        || delivery.stats().records_delivered >= 50,
+    )
+    .await;
+    assert_eq!(
+        delivered_lines(&objects(&rig.out(), "bucket")),
+        numbered(50)
+    );
+    delivery.shutdown().await;
+    Ok(())
+}
+
 #[test]
 fn object_name_times_are_utc() {
     let time = UtcTime::from_millis(EpochMillis(1_700_000_000_000));
