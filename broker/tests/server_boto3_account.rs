@@ -2,7 +2,7 @@
 //! UpdateAccountSettings, UpdateStreamWarmThroughput, UpdateMaxRecordSize, ON_DEMAND streams and
 //! two clients signing for two regions. Skipped, with the reason printed, when python3 or boto3
 //! is not installed. The same script checks everything across a restart of
-//! `kinesis-broker --data-dir` in broker/server-bin/tests/account_durability.rs.
+//! `kinesis-broker --data-dir` in broker/server-bin/tests/boto3_durability.rs.
 
 mod server_common;
 

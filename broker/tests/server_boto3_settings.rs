@@ -2,7 +2,7 @@
 //! StopStreamEncryption, Enable/DisableEnhancedMonitoring and Put/Get/DeleteResourcePolicy, with
 //! their errors. Skipped, with the reason printed, when python3 or boto3 is not installed. The
 //! same script checks the settings across a restart of `kinesis-broker --data-dir` in
-//! broker/server-bin/tests/settings_durability.rs.
+//! broker/server-bin/tests/boto3_durability.rs.
 
 mod server_common;
 

@@ -165,24 +165,7 @@ async fn call(
     operation: &str,
     body: &Value,
 ) -> (u16, String, Value) {
-    let response = http
-        .post(endpoint)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("the broker answers");
-    let status = response.status().as_u16();
-    let header = response
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let bytes = response.bytes().await.expect("a body");
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, header, value)
+    server_common::post_json(http, endpoint, operation, &body.to_string()).await
 }
 
 async fn ok(http: &reqwest::Client, endpoint: &str, operation: &str, body: Value) -> Value {

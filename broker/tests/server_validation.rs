@@ -12,24 +12,7 @@ const ACCOUNT: &str = "000000000000";
 
 /// Sends a JSON request; answers (status, x-amzn-ErrorType, body).
 async fn call(endpoint: &str, operation: &str, body: &str) -> (u16, String, Value) {
-    let response = reqwest::Client::new()
-        .post(endpoint)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status().as_u16();
-    let error_type = response
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let bytes = response.bytes().await.expect("a body");
-    let body = serde_json::from_slice(&bytes).expect("a JSON body");
-    (status, error_type, body)
+    server_common::post_json(&reqwest::Client::new(), endpoint, operation, body).await
 }
 
 /// Sends a CBOR request; answers (status, x-amzn-ErrorType, body).

@@ -17,6 +17,35 @@ pub(crate) async fn start(options: ServerOptions) -> (Broker, RunningServer) {
     (broker, server)
 }
 
+/// Posts a hand-written JSON body to `operation` (unsigned: the server must allow it);
+/// answers the status, the `x-amzn-ErrorType` header (empty when absent) and the body parsed
+/// as JSON (`Null` when it is not JSON).
+pub(crate) async fn post_json(
+    http: &reqwest::Client,
+    endpoint: &str,
+    operation: &str,
+    body: &str,
+) -> (u16, String, serde_json::Value) {
+    let response = http
+        .post(endpoint)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("the broker answers");
+    let status = response.status().as_u16();
+    let error_type = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes = response.bytes().await.expect("a body");
+    let answer = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, error_type, answer)
+}
+
 /// An AWS SDK client for `endpoint` signing with the given keys.
 pub(crate) fn client_with_keys(
     endpoint: &str,
