@@ -180,7 +180,9 @@ pub(crate) fn explicit_hash_key(value: &str, field: &str) -> Result<HashKey, Kin
 /// The shard a request's shard id names, read as Kinesis reads it: the digits after the last
 /// `-` (or the whole id when it has none) are the shard's index, so `shardId-0`, `anything-0`
 /// and `0` all name `shardId-000000000000`. An id without such digits, or with an index above
-/// 2^31 − 1, is kept as given (and names no shard).
+/// 2^31 − 1, is kept as given (and names no shard). Applied where requests are decoded (the
+/// server); the engine's callers name shards exactly.
+#[cfg(any(feature = "server", test))]
 pub(crate) fn parse_shard_id(text: &str) -> ShardId {
     let digits = text.rsplit('-').next().unwrap_or(text);
     let index = (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
