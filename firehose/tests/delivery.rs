@@ -64,6 +64,13 @@ async fn records_are_delivered_in_order_under_the_documented_keys() -> anyhow::R
             .unwrap_or_else(|| panic!("{key} is not under {prefix}"));
         assert_object_name(name, "orders", 1, "");
     }
+    // An object is visible once renamed, a moment before its put returns and is counted.
+    wait_until(
+        "the stats count every record",
+        Duration::from_secs(600),
+        || delivery.stats().records_delivered >= records.len() as u64,
+    )
+    .await;
     let stats = delivery.stats();
     assert_eq!(stats.records_delivered, records.len() as u64);
     assert_eq!(stats.files, objects.len() as u64);
