@@ -13,7 +13,8 @@ use crate::buffer::{Buffer, FlushReason, encode};
 use crate::config::{DeliveryStreamConfig, DynamicPartitioning, S3Destination};
 use crate::error::FirehoseError;
 use crate::layout::{
-    PrefixContext, PrefixTemplate, object_name, random_string, validate_partition_value,
+    MAX_PARTITION_VALUES_BYTES, PrefixContext, PrefixTemplate, object_name, random_string,
+    validate_partition_value,
 };
 use crate::sink::ObjectSink;
 use crate::transform::{TransformInput, TransformOutcome, Transformer, error_record_line};
@@ -560,6 +561,12 @@ fn partition_of(
         validate_partition_value(&value).map_err(|rule| format!("key {:?}: {rule}", key.name))?;
         values.insert(key.name.clone(), value);
     }
+    let values_bytes: usize = values.values().map(String::len).sum();
+    if values_bytes > MAX_PARTITION_VALUES_BYTES {
+        return Err(format!(
+            "the partition values take {values_bytes} bytes together, more than {MAX_PARTITION_VALUES_BYTES}"
+        ));
+    }
     Ok(values)
 }
 
@@ -748,6 +755,22 @@ mod tests {
             let error = partition_of(Some(&partitioning), data).unwrap_err();
             assert!(error.contains(reason), "{error}");
         }
+        // Values that could not be file names, or make the key too long, go to the error
+        // prefix instead of failing every flush of the shard.
+        let name_too_long = format!(r#"{{"customer":{{"id":"{}"}},"day":3}}"#, "x".repeat(256));
+        let error = partition_of(Some(&partitioning), name_too_long.as_bytes()).unwrap_err();
+        assert!(error.contains("longer than 255 bytes"), "{error}");
+        let three_keys = DynamicPartitioning {
+            keys: ["a", "b", "c"]
+                .map(|name| PartitionKeyQuery {
+                    name: name.into(),
+                    path: vec![name.into()],
+                })
+                .to_vec(),
+        };
+        let together_too_long = format!(r#"{{"a":"{0}","b":"{0}","c":"{0}"}}"#, "x".repeat(200));
+        let error = partition_of(Some(&three_keys), together_too_long.as_bytes()).unwrap_err();
+        assert!(error.contains("600 bytes together"), "{error}");
         assert!(partition_of(None, b"anything").unwrap().is_empty());
     }
 }

@@ -402,14 +402,23 @@ pub fn random_string() -> String {
         .collect()
 }
 
+/// The longest partition value: one file or directory name (255 bytes on Linux filesystems).
+pub const MAX_PARTITION_VALUE_BYTES: usize = 255;
+/// The most bytes all partition values of one record may take together, so that an object key
+/// with them stays within its 1024 bytes.
+pub const MAX_PARTITION_VALUES_BYTES: usize = 512;
+
 /// Checks that a partition key value can go into an object key: 1..=512 bytes, no '/', no
 /// control characters, not `.` or `..`.
 pub fn validate_partition_value(value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("the value is empty".into());
     }
-    if value.len() > 512 {
-        return Err("the value is longer than 512 bytes".into());
+    // Each value is one directory name under the local sink: Linux allows 255 bytes.
+    if value.len() > MAX_PARTITION_VALUE_BYTES {
+        return Err(format!(
+            "the value is longer than {MAX_PARTITION_VALUE_BYTES} bytes"
+        ));
     }
     if value == "." || value == ".." || value.contains('/') || value.contains('\\') {
         return Err(format!(

@@ -299,7 +299,14 @@ async fn answer(state: &ServerState, request: Request) -> Response {
     }
     .await;
     let error_type = outcome.as_ref().err().map(ServerError::aws_type);
-    metrics::request_answered(&operation, error_type, started.elapsed());
+    // Series are labelled by operation: an unknown name (any header a client sends) is
+    // counted as "unknown", so requests cannot add series without bound.
+    let operation_label = if is_known_operation(&operation) {
+        operation.as_str()
+    } else {
+        "unknown"
+    };
+    metrics::request_answered(operation_label, error_type, started.elapsed());
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {

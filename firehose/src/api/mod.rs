@@ -366,6 +366,15 @@ impl ExtensionService for FirehoseApi {
             )
             .into());
         }
+        let home_region = &self.inner.options.source.config().region;
+        if let Some(region) = request.region.as_deref()
+            && region != home_region
+        {
+            return Err(ApiError::InvalidArgument(format!(
+                "delivery streams live in region {home_region} on this broker; the request is signed for {region}"
+            ))
+            .into());
+        }
         let operation = request.operation.clone();
         let answer = self.dispatch(request).await;
         if let Err(error) = &answer {

@@ -405,11 +405,14 @@ impl FirehoseApi {
             .get(&name)
             .cloned()
             .ok_or_else(|| self.not_found(&name))?;
-        if let Some(handle) = state.deliveries.remove(&name) {
-            handle.shutdown().await;
-        }
+        let handle = state.deliveries.remove(&name);
         state.catalog.remove(&name).await?;
         drop(state);
+        // Stopping waits for the batch in hand (a transformation may take minutes): other
+        // requests must not wait behind it.
+        if let Some(handle) = handle {
+            handle.shutdown().await;
+        }
         if entry.source == Source::DirectPut {
             self.delete_buffer_stream(&name).await;
         }
