@@ -134,28 +134,39 @@ impl Regions {
                 "Credential should be scoped to a valid region, not '{region}'. "
             )));
         }
-        let _opening = self.inner.opening.lock().await;
-        if let Some(broker) = self.existing(region) {
-            return Ok(broker);
-        }
-        if read(&self.inner.brokers).len() >= MAX_REGIONS {
-            return Err(ServerError::Kinesis(kcl_core::kinesis::KinesisError::new(
-                kcl_core::kinesis::KinesisErrorKind::LimitExceeded,
-                format!(
-                    "this broker serves at most {MAX_REGIONS} regions; {region} is one too many"
-                ),
-            )));
-        }
+        // The open runs in a task of its own, holding the opening lock: a request dropped
+        // mid-way (its client gone) can neither leave an opened store unregistered nor let a
+        // second open of the same directory start.
         let inner = Arc::clone(&self.inner);
         let name = region.to_owned();
-        let broker = tokio::task::spawn_blocking(move || inner.opener.open(&name))
+        tokio::spawn(async move { open_region(inner, name).await })
             .await
             .map_err(|error| ServerError::InternalFailure(error.to_string()))?
-            .map_err(|error| ServerError::InternalFailure(error.to_string()))?;
-        tracing::info!(region = %region, "serving a new region");
-        write(&self.inner.brokers).insert(region.to_owned(), broker.clone());
-        Ok(broker)
     }
+}
+
+/// Opens `region` under the opening lock and registers it (or answers the engine another
+/// request registered meanwhile).
+async fn open_region(inner: Arc<RegionsInner>, region: String) -> Result<Broker, ServerError> {
+    let _opening = inner.opening.lock().await;
+    if let Some(broker) = read(&inner.brokers).get(&region).cloned() {
+        return Ok(broker);
+    }
+    if read(&inner.brokers).len() >= MAX_REGIONS {
+        return Err(ServerError::Kinesis(kcl_core::kinesis::KinesisError::new(
+            kcl_core::kinesis::KinesisErrorKind::LimitExceeded,
+            format!("this broker serves at most {MAX_REGIONS} regions; {region} is one too many"),
+        )));
+    }
+    let opener = Arc::clone(&inner);
+    let name = region.clone();
+    let broker = tokio::task::spawn_blocking(move || opener.opener.open(&name))
+        .await
+        .map_err(|error| ServerError::InternalFailure(error.to_string()))?
+        .map_err(|error| ServerError::InternalFailure(error.to_string()))?;
+    tracing::info!(region = %region, "serving a new region");
+    write(&inner.brokers).insert(region, broker.clone());
+    Ok(broker)
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -208,5 +219,51 @@ mod tests {
         assert_eq!(regions.names(), ["eu-west-1", "us-east-1"]);
         let refused = regions.get(Some("../etc")).await.expect_err("not a region");
         assert_eq!(refused.aws_type(), "IncompleteSignatureException");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_dropped_while_its_region_opens_still_registers_it_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::mpsc;
+        let opens = Arc::new(AtomicUsize::new(0));
+        let (release, released) = mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let (started, mut has_started) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let counted = Arc::clone(&opens);
+        let regions = Regions::new(Broker::new(BrokerConfig::default()), move |region: &str| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = started.send(());
+            // Blocks (on the blocking pool) until the test lets the open finish.
+            let _ = released
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .recv();
+            Ok(Broker::new(BrokerConfig {
+                region: region.to_owned(),
+                ..BrokerConfig::default()
+            }))
+        });
+        let first = {
+            let regions = regions.clone();
+            tokio::spawn(async move { regions.get(Some("eu-west-1")).await })
+        };
+        has_started.recv().await.expect("the open started");
+        first.abort();
+        let _ = first.await;
+        let second = {
+            let regions = regions.clone();
+            tokio::spawn(async move { regions.get(Some("eu-west-1")).await })
+        };
+        // Two releases: a second open (the defect this test guards against) must not hang.
+        release.send(()).expect("release the open");
+        let _ = release.send(());
+        let broker = second.await.expect("joined").expect("opened");
+        assert_eq!(broker.config().region, "eu-west-1");
+        assert_eq!(
+            opens.load(Ordering::SeqCst),
+            1,
+            "the directory is opened once"
+        );
+        assert_eq!(regions.names(), ["eu-west-1", "us-east-1"]);
     }
 }
